@@ -1,0 +1,380 @@
+"""Score detector result rows against ground-truth labels and write a report.
+
+Why this is more than a loop over rows: a detector can abstain or fail on a
+video, and rows can refer to videos that have no label (or labels can lack a
+row). Dropping those silently inflates metrics, so every row lands in exactly
+one bucket (ok / abstained / error / unlabeled / invalid / duplicate), every
+label without a row is listed as missing, and the report shows coverage next
+to the metrics. Metrics are computed from scores by :mod:`forensics_core.metrics`.
+
+Paths are compared as resolved absolute strings (``Path.resolve()``, so
+symlinks are followed); a relative ``media_path`` in a row is resolved against
+the current working directory.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from forensics_core import metrics
+from forensics_core.errors import InvalidOptionsError
+
+MEDIA_EXTENSIONS = frozenset(
+    {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+LABEL_DIRS = {"0_real": 0, "1_fake": 1}
+_LABEL_WORDS = {"0": 0, "1": 1, "real": 0, "fake": 1}
+_CURVE_POINTS = 1000  # curves stored in the report are thinned to about this many points
+
+
+def _key(path: str | os.PathLike[str]) -> str:
+    return str(Path(path).expanduser().resolve())
+
+
+def load_labels(source: str | os.PathLike[str]) -> dict[str, int]:
+    """Ground truth as ``{resolved absolute path: 0 real | 1 fake}``.
+
+    ``source`` is either a folder in the AVLips layout (media files anywhere
+    below a ``0_real`` or ``1_fake`` folder; the deepest such folder wins;
+    files outside both are ignored) or a CSV with a ``path,label`` header
+    (label 0/1 or real/fake, case-insensitive; relative paths are resolved
+    against the CSV's folder). Raises ``InvalidOptionsError`` when the source
+    is missing, malformed, contradicts itself, or yields no labels.
+    """
+    src = Path(source).expanduser()
+    if src.is_dir():
+        labels = _labels_from_tree(src)
+    elif src.is_file():
+        labels = _labels_from_csv(src)
+    else:
+        raise InvalidOptionsError(f"label source {str(src)!r} does not exist",
+                                  hint="pass a folder with 0_real/1_fake subfolders or a path,label CSV")
+    if not labels:
+        raise InvalidOptionsError(f"no labelled media found in {str(src)!r}",
+                                  hint="expected media files under 0_real/ and 1_fake/, or CSV rows")
+    return labels
+
+
+def _labels_from_tree(root: Path) -> dict[str, int]:
+    labels: dict[str, int] = {}
+    for path in sorted(root.rglob("*")):
+        if path.suffix.lower() not in MEDIA_EXTENSIONS or not path.is_file():
+            continue
+        parts = [p.lower() for p in path.relative_to(root).parts[:-1]]
+        found = [LABEL_DIRS[p] for p in parts if p in LABEL_DIRS]
+        if found:
+            labels[_key(path)] = found[-1]
+    return labels
+
+
+def _labels_from_csv(path: Path) -> dict[str, int]:
+    labels: dict[str, int] = {}
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        fields = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
+        if "path" not in fields or "label" not in fields:
+            raise InvalidOptionsError(f"{path}: header must contain 'path,label', got {reader.fieldnames}")
+        for line, rec in enumerate(reader, start=2):
+            raw_path = (rec.get(fields["path"]) or "").strip()
+            raw_label = (rec.get(fields["label"]) or "").strip().lower()
+            if not raw_path and not raw_label:
+                continue
+            if not raw_path or raw_label not in _LABEL_WORDS:
+                raise InvalidOptionsError(f"{path}:{line}: bad row (path={raw_path!r}, label={raw_label!r})",
+                                          hint="labels are 0/1 or real/fake")
+            p = Path(raw_path).expanduser()
+            key = _key(p if p.is_absolute() else path.parent / p)
+            label = _LABEL_WORDS[raw_label]
+            if labels.setdefault(key, label) != label:
+                raise InvalidOptionsError(f"{path}:{line}: {raw_path!r} is labelled both real and fake")
+    return labels
+
+
+class RowCounts(BaseModel):
+    """Each row is counted in exactly one of the first six fields; ``missing`` counts labels without a row."""
+    ok: int = 0
+    abstained: int = 0
+    error: int = 0
+    unlabeled: int = 0
+    invalid: int = 0
+    duplicate: int = 0
+    missing: int = 0
+
+
+class ExcludedRow(BaseModel):
+    """A labelled video that got no score: ``code`` is the error code or "abstained"."""
+    media_path: str
+    code: str | None = None
+    message: str | None = None
+
+
+class InvalidRow(BaseModel):
+    index: int  # 0-based position in the input rows
+    media_path: str | None = None
+    reason: str
+
+
+class MetricSummary(BaseModel):
+    """The output of :func:`forensics_core.metrics.summarize` (rates in [0, 1], None if undefined)."""
+    n: int
+    n_real: int
+    n_fake: int
+    threshold: float
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+    acc: float | None
+    balanced_acc: float | None
+    ap: float | None
+    roc_auc: float | None
+    fpr: float | None
+    fnr: float | None
+    eer: float | None
+    eer_threshold: float | None
+    fpr_at_eer_threshold: float | None
+    fnr_at_eer_threshold: float | None
+    notes: list[str] = []
+
+
+class Curves(BaseModel):
+    """ROC and PR points for plotting (thinned); None when undefined (one class only)."""
+    fpr: list[float] | None = None
+    tpr: list[float] | None = None
+    recall: list[float] | None = None
+    precision: list[float] | None = None
+
+
+class LevelResult(BaseModel):
+    summary: MetricSummary
+    curves: Curves
+
+
+class VideoScore(BaseModel):
+    media_path: str
+    label: int
+    score: float
+    predicted: int  # 1 = called fake at the report's threshold
+    n_windows: int
+
+
+class EvaluationReport(BaseModel):
+    """Everything needed to audit an evaluation; serialises to ``report.json``."""
+    schema_version: int = 1
+    threshold: float
+    detector_ids: list[str] = []
+    n_rows: int
+    n_labels: int
+    coverage: float | None  # scored labelled videos / labels
+    counts: RowCounts
+    abstained: list[ExcludedRow] = []
+    errored: list[ExcludedRow] = []
+    unlabeled: list[str] = []
+    missing: list[str] = []
+    invalid: list[InvalidRow] = []
+    duplicates: list[str] = []
+    video: LevelResult
+    window: LevelResult | None = None
+    videos: list[VideoScore] = []
+    notes: list[str] = []
+
+
+def _valid_score(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value) and 0.0 <= value <= 1.0)
+
+
+def _row_problem(row: Any) -> str | None:
+    """Why a row cannot be used at all (None if it can)."""
+    if not isinstance(row, Mapping):
+        return f"not a mapping ({type(row).__name__})"
+    if not isinstance(row.get("media_path"), str) or not row["media_path"]:
+        return "missing media_path"
+    if row.get("status") not in ("ok", "abstained", "error"):
+        return f"unknown status {row.get('status')!r}"
+    if row["status"] == "ok" and not _valid_score(row.get("score")):
+        return f"ok row without a finite score in [0, 1] (score={row.get('score')!r})"
+    return None
+
+
+def _thin(*arrays: np.ndarray) -> list[list[float]]:
+    n = arrays[0].size
+    idx = np.unique(np.linspace(0, n - 1, _CURVE_POINTS).round().astype(int)) if n > _CURVE_POINTS else slice(None)
+    return [a[idx].astype(float).tolist() for a in arrays]
+
+
+def _level(y: list[int], s: list[float], threshold: float) -> LevelResult:
+    summary = MetricSummary.model_validate(metrics.summarize(y, s, threshold))
+    curves = Curves()
+    if summary.n_real and summary.n_fake:
+        fpr, tpr, _ = metrics.roc_curve(y, s)
+        precision, recall, _ = metrics.precision_recall_curve(y, s, drop_intermediate=True)
+        curves.fpr, curves.tpr = _thin(fpr, tpr)
+        curves.recall, curves.precision = _thin(recall, precision)
+    return LevelResult(summary=summary, curves=curves)
+
+
+def evaluate_rows(rows: Iterable[Mapping[str, Any]], labels: Mapping[str, int], *,
+                  threshold: float = 0.5, window_level: bool = True) -> EvaluationReport:
+    """Join result rows to labels by resolved ``media_path`` and compute metrics.
+
+    Video level uses ``score`` of ok rows; window level (if ``window_level``
+    and any ok row has windows) pools every ``windows[*].score`` with its
+    video's label, so videos with more windows weigh more. The first row for
+    a path wins; later ones are listed as duplicates. Evaluate one
+    detector's rows at a time.
+    """
+    labels = {_key(k): int(v) for k, v in labels.items()}
+    rep: dict[str, Any] = {k: [] for k in ("abstained", "errored", "unlabeled", "invalid", "duplicates", "videos",
+                                          "detector_ids")}
+    seen: set[str] = set()
+    y_win: list[int] = []
+    s_win: list[float] = []
+    bad_windows = n_rows = 0
+    for index, row in enumerate(rows):
+        n_rows += 1
+        row = row.model_dump() if hasattr(row, "model_dump") else row
+        reason = _row_problem(row)
+        if reason is not None:
+            path = row.get("media_path") if isinstance(row, Mapping) else None
+            rep["invalid"].append(InvalidRow(index=index, reason=reason,
+                                             media_path=path if isinstance(path, str) else None))
+            continue
+        key, status = _key(row["media_path"]), row["status"]
+        if isinstance(row.get("detector_id"), str) and row["detector_id"] not in rep["detector_ids"]:
+            rep["detector_ids"].append(row["detector_id"])
+        if key in seen:
+            rep["duplicates"].append(key)
+            continue
+        seen.add(key)
+        if key not in labels:
+            rep["unlabeled"].append(key)
+        elif status == "abstained":
+            rep["abstained"].append(ExcludedRow(media_path=key, code="abstained", message=row.get("abstain_reason")))
+        elif status == "error":
+            err = row["error"] if isinstance(row.get("error"), Mapping) else {}
+            rep["errored"].append(ExcludedRow(media_path=key, code=err.get("code"), message=err.get("message")))
+        else:
+            label, score = labels[key], float(row["score"])
+            wins = row.get("windows")
+            raw = [w.get("score") if isinstance(w, Mapping) else None for w in (wins if isinstance(wins, list) else [])]
+            good = [float(v) for v in raw if _valid_score(v)]
+            bad_windows, n_win = bad_windows + len(raw) - len(good), len(good)
+            y_win += [label] * n_win
+            s_win += good
+            rep["videos"].append(VideoScore(media_path=key, label=label, score=score,
+                                            predicted=int(score >= threshold), n_windows=n_win))
+    missing = sorted(set(labels) - seen)
+    counts = RowCounts(ok=len(rep["videos"]), abstained=len(rep["abstained"]), error=len(rep["errored"]),
+                       unlabeled=len(rep["unlabeled"]), invalid=len(rep["invalid"]),
+                       duplicate=len(rep["duplicates"]), missing=len(missing))
+    y = [v.label for v in rep["videos"]]
+    s = [v.score for v in rep["videos"]]
+    notes: list[str] = []
+    if bad_windows:
+        notes.append(f"{bad_windows} window(s) without a finite score in [0, 1] were skipped")
+    if len(rep["detector_ids"]) > 1:
+        notes.append(f"rows from several detectors ({', '.join(rep['detector_ids'])}); evaluate one at a time")
+    if counts.abstained or counts.error or counts.missing:
+        notes.append("video metrics cover scored videos only; abstained, errored and missing "
+                     "videos are listed, not counted as right or wrong")
+    window = None
+    if window_level and y_win:
+        window = _level(y_win, s_win, threshold)
+        window.summary.notes.append("windows are pooled across videos and are not independent samples")
+    elif window_level:
+        notes.append("no window scores in the rows: window-level metrics skipped")
+    return EvaluationReport(
+        threshold=threshold, n_rows=n_rows, n_labels=len(labels),
+        coverage=counts.ok / len(labels) if labels else None, counts=counts,
+        missing=missing, video=_level(y, s, threshold), window=window, notes=notes, **rep)
+
+
+_MD_ROWS = [("n", "videos/windows"), ("n_real", "real"), ("n_fake", "fake"), ("acc", "accuracy"),
+            ("balanced_acc", "balanced accuracy"), ("ap", "average precision (from scores)"),
+            ("roc_auc", "ROC AUC"), ("fpr", "FPR: reals called fake"), ("fnr", "FNR: fakes missed"),
+            ("tp", "TP"), ("fp", "FP"), ("tn", "TN"), ("fn", "FN"), ("eer", "EER"),
+            ("eer_threshold", "EER threshold"), ("fpr_at_eer_threshold", "FPR at EER threshold"),
+            ("fnr_at_eer_threshold", "FNR at EER threshold")]
+_MD_LIST_LIMIT = 50
+
+
+def _fmt(v: Any) -> str:
+    return "n/a" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
+def _markdown(r: EvaluationReport) -> str:
+    levels = [("video", r.video)] + ([("window", r.window)] if r.window else [])
+    out = ["# Evaluation report", "",
+           f"Threshold: {r.threshold} (a score >= threshold is called fake). "
+           f"Rows: {r.n_rows}. Labels: {r.n_labels}. Coverage: {_fmt(r.coverage)}.", "",
+           "| rows | " + " | ".join(r.counts.model_dump()) + " |",
+           "|---" * (len(r.counts.model_dump()) + 1) + "|",
+           "| count | " + " | ".join(str(v) for v in r.counts.model_dump().values()) + " |", "",
+           "| metric | " + " | ".join(name for name, _ in levels) + " |",
+           "|---" * (len(levels) + 1) + "|"]
+    for key, title in _MD_ROWS:
+        out.append(f"| {title} | " + " | ".join(_fmt(getattr(lv.summary, key)) for _, lv in levels) + " |")
+    notes = r.notes + [f"{name}: {n}" for name, lv in levels for n in lv.summary.notes]
+    out += [""] + (["## Notes", ""] + [f"- {n}" for n in notes] + [""] if notes else [])
+    lists = [("Abstained", [f"`{e.media_path}`: {e.message}" for e in r.abstained]),
+             ("Errored", [f"`{e.media_path}`: {e.code}: {e.message}" for e in r.errored]),
+             ("Missing (labelled, no row)", [f"`{p}`" for p in r.missing]),
+             ("Unlabeled", [f"`{p}`" for p in r.unlabeled]),
+             ("Invalid", [f"row {i.index} `{i.media_path}`: {i.reason}" for i in r.invalid]),
+             ("Duplicates", [f"`{p}`" for p in r.duplicates])]
+    for title, items in lists:
+        if items:
+            out += [f"## {title} ({len(items)})", ""] + [f"- {x}" for x in items[:_MD_LIST_LIMIT]]
+            if len(items) > _MD_LIST_LIMIT:
+                out.append(f"- ... and {len(items) - _MD_LIST_LIMIT} more (see report.json)")
+            out.append("")
+    return "\n".join(out)
+
+
+def _plot(r: EvaluationReport, kind: str, path: Path) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 5), dpi=100)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    drawn = False
+    for name, lv, style in (("video", r.video, "-"), ("window", r.window, "--")):
+        c, sm = (lv.curves, lv.summary) if lv else (None, None)
+        if kind == "roc" and c and c.fpr is not None:
+            ax.plot(c.fpr, c.tpr, style, label=f"{name} (AUC {_fmt(sm.roc_auc)}, EER {_fmt(sm.eer)})")
+            ax.plot([sm.fpr], [1 - sm.fnr], "o", color=ax.lines[-1].get_color())  # the threshold's point
+            drawn = True
+        elif kind == "pr" and c and c.recall is not None:
+            ax.step(c.recall, c.precision, style, where="post", label=f"{name} (AP {_fmt(sm.ap)})")
+            drawn = True
+    if kind == "roc":
+        ax.plot([0, 1], [0, 1], ":", color="grey")
+        ax.set(xlabel="FPR (reals called fake)", ylabel="TPR (fakes caught)", title="ROC")
+    else:
+        ax.set(xlabel="Recall (fakes caught)", ylabel="Precision", title="Precision-recall")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02))
+    if drawn:
+        ax.legend(loc="lower right" if kind == "roc" else "lower left")
+    else:
+        ax.text(0.5, 0.5, "undefined: needs real and fake samples", ha="center", va="center")
+    fig.savefig(path, format="png")
+
+
+def write_report(report: EvaluationReport, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
+    """Write ``report.json``, ``report.md``, ``roc.png`` and ``pr.png`` into ``out_dir`` (created if needed)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "report.json", "md": out / "report.md", "roc": out / "roc.png", "pr": out / "pr.png"}
+    paths["json"].write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    paths["md"].write_text(_markdown(report), encoding="utf-8")
+    _plot(report, "roc", paths["roc"])
+    _plot(report, "pr", paths["pr"])
+    return paths

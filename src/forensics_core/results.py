@@ -1,0 +1,169 @@
+"""The result schema every detector returns, and its normalisation.
+
+One pydantic model for all detectors so that ensembles, scans and reports read
+any detector's output the same way. The seed design's fields (``prediction``,
+``confidence``, ``processing_time``, ``frames_analyzed``, ``frame_predictions``,
+``metrics``) are kept verbatim; ``score`` is always P(fake) in [0, 1] or absent.
+An abstained or failed run carries no score: never a 0.5 placeholder.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = "1.0"
+DEFAULT_THRESHOLD = 0.5
+
+Label = Literal["REAL", "FAKE"]
+Status = Literal["ok", "abstained", "error"]
+
+
+def label_for(score: float, threshold: float = DEFAULT_THRESHOLD) -> Label:
+    """FAKE when ``score >= threshold`` (the released LipFD rule)."""
+    return "FAKE" if score >= threshold else "REAL"
+
+
+def confidence_for(score: float, threshold: float = DEFAULT_THRESHOLD) -> float:
+    """The seed design's confidence: the score when FAKE, ``1 - score`` when REAL."""
+    return score if score >= threshold else 1.0 - score
+
+
+class FramePrediction(BaseModel):
+    """One analysed unit. For LipFD a unit is a window (its index among the windows)."""
+
+    model_config = ConfigDict(extra="forbid")
+    index: int
+    score: float = Field(ge=0.0, le=1.0)
+    prediction: Label
+
+
+class Metrics(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    final_average_score: float = Field(ge=0.0, le=1.0)
+    window_scores: list[float]
+
+
+class Window(BaseModel):
+    """Where the evidence is: one analysed stretch of the media.
+
+    Detectors may add documented fields (LipFD adds ``region_weights``).
+    """
+
+    model_config = ConfigDict(extra="allow")
+    index: int
+    start_frame: int
+    end_frame: int = Field(description="last frame of the window, inclusive")
+    start_time: float = Field(description="seconds")
+    end_time: float = Field(description="seconds, end of the last frame")
+    score: float = Field(ge=0.0, le=1.0)
+    prediction: Label
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str
+    code: str
+    message: str
+    hint: str | None = None
+
+
+class DetectionResult(BaseModel):
+    """The outcome of one detector on one media file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: str = SCHEMA_VERSION
+    detector_id: str
+    detector_version: str
+    media_path: str
+    status: Status
+    prediction: Label | None = None
+    score: float | None = Field(default=None, ge=0.0, le=1.0, description="P(fake)")
+    confidence: float | None = Field(default=None, ge=0.0, le=1.0)
+    threshold: float = DEFAULT_THRESHOLD
+    processing_time: float = Field(ge=0.0, description="seconds")
+    frames_analyzed: int = 0
+    frame_predictions: list[FramePrediction] = Field(default_factory=list)
+    metrics: Metrics | None = None
+    windows: list[Window] = Field(default_factory=list)
+    abstain_reason: str | None = None
+    error: ErrorInfo | None = None
+    warnings: list[str] = Field(default_factory=list)
+    media: dict[str, Any] | None = None
+    device: str | None = None
+    precision: str | None = None
+    timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DetectionResult:
+        if self.status == "ok":
+            if self.score is None or self.prediction is None or self.confidence is None:
+                raise ValueError("an ok result needs score, prediction and confidence")
+            if self.prediction != label_for(self.score, self.threshold):
+                raise ValueError("prediction does not follow from score and threshold")
+        else:
+            if self.score is not None or self.prediction is not None or self.metrics is not None:
+                raise ValueError(f"a {self.status} result carries no score, prediction or metrics")
+            if self.status == "abstained" and not self.abstain_reason:
+                raise ValueError("an abstained result needs abstain_reason")
+            if self.status == "error" and self.error is None:
+                raise ValueError("an error result needs error")
+        return self
+
+    # -- dict-style access, as the seed design's integration example uses ---------------
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_dict()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.to_dict().get(key, default)
+
+    def keys(self):
+        return self.to_dict().keys()
+
+    def __contains__(self, key: object) -> bool:
+        return key in type(self).model_fields
+
+    @classmethod
+    def scored(cls, *, score: float, window_scores: list[float], threshold: float = DEFAULT_THRESHOLD, **fields: Any) -> DetectionResult:
+        """Build an ``ok`` result from a video score and its per-unit scores (normalisation lives here)."""
+        return cls(
+            status="ok",
+            score=score,
+            prediction=label_for(score, threshold),
+            confidence=confidence_for(score, threshold),
+            threshold=threshold,
+            frame_predictions=[
+                FramePrediction(index=i, score=s, prediction=label_for(s, threshold)) for i, s in enumerate(window_scores)
+            ],
+            metrics=Metrics(final_average_score=score, window_scores=list(window_scores)),
+            **fields,
+        )
+
+    @classmethod
+    def failed(cls, exc: BaseException, *, detector_id: str, detector_version: str, media_path: str, processing_time: float = 0.0) -> DetectionResult:
+        """An ``error`` row for batch and ensemble runs; the exception's code and hint are kept."""
+        if hasattr(exc, "to_dict"):
+            info = exc.to_dict()  # type: ignore[attr-defined]
+            err = ErrorInfo(type=info["type"], code=info["code"], message=info["message"], hint=info.get("hint"))
+        else:
+            err = ErrorInfo(type=type(exc).__name__, code="internal_error", message=str(exc) or type(exc).__name__)
+        return cls(status="error", error=err, detector_id=detector_id, detector_version=detector_version,
+                   media_path=media_path, processing_time=processing_time)
+
+    @classmethod
+    def abstained(cls, reason: str, *, detector_id: str, detector_version: str, media_path: str, **fields: Any) -> DetectionResult:
+        return cls(status="abstained", abstain_reason=reason, detector_id=detector_id,
+                   detector_version=detector_version, media_path=media_path, processing_time=fields.pop("processing_time", 0.0), **fields)
+
+
+def result_json_schema() -> dict[str, Any]:
+    """The JSON Schema that every result validates against (``forensics schema``)."""
+    schema = DetectionResult.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "DetectionResult"
+    return schema

@@ -1,0 +1,106 @@
+"""Deterministic detectors for tests and plugin authors: they read real media, need no weights.
+
+``FakeDetector`` is visual-only (its score is the mean brightness of up to 8
+decoded frames); ``AudioFakeDetector`` needs an audio track (its score comes
+from the track's RMS level). Both are real ``Detector`` subclasses, registered
+through the same plugin path as any other (see :func:`registered`).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+from pydantic import Field
+
+from .detector import Detector, DetectorCard, DetectorOptions
+from .errors import MediaProcessingError
+from .hookspecs import hookimpl
+from .results import DetectionResult
+
+
+class FakeOptions(DetectorOptions):
+    frames: int = Field(8, ge=1, le=64, description="frames to read")
+    threshold: float = Field(0.5, gt=0, lt=1)
+
+
+class FakeDetector(Detector):
+    card = DetectorCard(id="FAKE-VISUAL", name="Fake visual detector", version="1.0.0",
+                        summary="Deterministic test detector: mean brightness of the first frames.",
+                        modalities=["video"], requirements=["a video stream"], containers=["mp4", "mkv", "mov", "webm", "avi"],
+                        aliases=["FAKE"], options_schema=FakeOptions.model_json_schema(), license="MIT")
+    Options = FakeOptions
+
+    def _load(self, *, device, precision, weights=None, **kwargs) -> None:
+        self.device, self.precision = "cpu", precision
+
+    def _analyze(self, path: os.PathLike, options: FakeOptions) -> DetectionResult:
+        import cv2
+        import numpy as np
+
+        cap = cv2.VideoCapture(os.fspath(path))
+        try:
+            scores = []
+            while len(scores) < options.frames:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                scores.append(float(np.asarray(frame, dtype=np.float64).mean() / 255.0))
+        finally:
+            cap.release()
+        if not scores:
+            raise MediaProcessingError("no_video_stream", f"{path}: no decodable video frames", path=path)
+        score = sum(scores) / len(scores)
+        return DetectionResult.scored(score=score, window_scores=scores, threshold=options.threshold,
+                                      detector_id=self.card.id, detector_version=self.card.version,
+                                      media_path=os.fspath(path), processing_time=0.0, frames_analyzed=len(scores))
+
+
+class AudioFakeDetector(Detector):
+    card = DetectorCard(id="FAKE-AUDIO", name="Fake audio detector", version="1.0.0",
+                        summary="Deterministic test detector: RMS level of the audio track.",
+                        modalities=["audio"], requirements=["an audio track"], containers=["mp4", "mkv", "wav"],
+                        options_schema=DetectorOptions.model_json_schema(), license="MIT")
+
+    def _load(self, *, device, precision, weights=None, **kwargs) -> None:
+        self.device, self.precision = "cpu", precision
+
+    def _analyze(self, path: os.PathLike, options: DetectorOptions) -> DetectionResult:
+        import numpy as np
+
+        from .media import ffmpeg_input, run_ffmpeg
+
+        pcm = np.frombuffer(run_ffmpeg(["-v", "error", "-i", ffmpeg_input(path), "-vn", "-ac", "1", "-ar", "8000",
+                                        "-f", "s16le", "pipe:1"], path=path, timeout=60).stdout, dtype="<i2")
+        if pcm.size == 0:
+            raise MediaProcessingError("no_audio_track", f"{path}: no audio track", path=path)
+        rms = float(np.sqrt(np.mean((pcm.astype(np.float64) / 32768.0) ** 2)))
+        score = min(1.0, rms * 2)
+        return DetectionResult.scored(score=score, window_scores=[score], detector_id=self.card.id,
+                                      detector_version=self.card.version, media_path=os.fspath(path), processing_time=0.0)
+
+
+class _TestPlugin:
+    def __init__(self, *classes: type[Detector]):
+        self.classes = classes
+
+    @hookimpl
+    def register_detectors(self, register) -> None:
+        for cls in self.classes:
+            register(cls)
+
+
+@contextlib.contextmanager
+def registered(*classes: type[Detector], name: str = "forensics-testing") -> Iterator[None]:
+    """Register detector classes as an in-process plugin for the duration of the block."""
+    from .plugins import get_host
+
+    host = get_host()
+    status = host.register_plugin(_TestPlugin(*(classes or (FakeDetector, AudioFakeDetector))), name=name)
+    if status.status != "ok":
+        host.unregister_plugin(name)
+        raise RuntimeError(status.error)
+    try:
+        yield
+    finally:
+        host.unregister_plugin(name)

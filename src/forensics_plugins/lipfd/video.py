@@ -1,0 +1,164 @@
+"""Video: which frames LipFD looks at, and decoding only those.
+
+The released code decodes every frame up to the last window with OpenCV; we
+decode the same frames with the same decoder (so pixels are identical) but seek
+to far-apart windows. A seek is trusted only when the decoded frames' timestamps
+land exactly where a sequential decode would put them; otherwise the file is read
+sequentially. Only the sampled frames are kept, so memory does not grow with the
+video's length.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from forensics_core.errors import MediaProcessingError, reading_media
+from forensics_core.logs import get_logger
+
+log = get_logger("forensics.lipfd.video")
+
+#: Read forward instead of seeking when the next wanted frame is at most this far ahead.
+SEQUENTIAL_GAP = 48
+FRAME_SIZE = 500
+
+
+def window_starts(frame_count: int, window_len: int, n_windows: int) -> list[int]:
+    """``numpy.linspace(0, F-L-1, N)`` truncated, as the released code (without its uint8 wrap)."""
+    last = frame_count - window_len - 1
+    if last < 0:
+        raise ValueError("too few frames")
+    return np.linspace(0, last, n_windows).astype(np.int64).tolist()
+
+
+@dataclass
+class FrameReadStats:
+    seeks: int = 0
+    frames_decoded: int = 0
+    fallback: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+class FrameReader:
+    """OpenCV access to one video: frame count, fps, and the frames at given indices."""
+
+    def __init__(self, path: os.PathLike | str):
+        import cv2
+
+        self.path = os.fspath(path)
+        with reading_media(path):
+            self.cap = cv2.VideoCapture(self.path, cv2.CAP_FFMPEG)
+            if not self.cap.isOpened():
+                raise MediaProcessingError("decode_failed", f"{self.path}: OpenCV could not open the video stream", path=path)
+            self.fps = float(self.cap.get(cv2.CAP_PROP_FPS)) or 0.0
+            self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.position = 0  # index of the next frame a read() returns
+        self.stats = FrameReadStats()
+
+    def close(self) -> None:
+        self.cap.release()
+
+    def __enter__(self) -> FrameReader:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- low level -------------------------------------------------------------------
+    def _read(self) -> np.ndarray | None:
+        ok, frame = self.cap.read()
+        if not ok:
+            return None
+        self.position += 1
+        self.stats.frames_decoded += 1
+        return frame
+
+    def _skip_to(self, index: int) -> bool:
+        while self.position < index:
+            if not self.cap.grab():
+                return False
+            self.position += 1
+            self.stats.frames_decoded += 1
+        return True
+
+    def _seek(self, index: int) -> None:
+        import cv2
+
+        self.cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        self.position = index
+        self.stats.seeks += 1
+
+    def _timestamp_ok(self, index: int) -> bool:
+        """After a read, does the frame's timestamp say it is frame ``index``?"""
+        import cv2
+
+        if self.fps <= 0:
+            return False
+        msec = self.cap.get(cv2.CAP_PROP_POS_MSEC)
+        return abs(msec / 1000.0 * self.fps - index) < 0.5
+
+    def _restart(self) -> None:
+        import cv2
+
+        self.cap.release()
+        self.cap = cv2.VideoCapture(self.path, cv2.CAP_FFMPEG)
+        self.position = 0
+
+    # -- public ----------------------------------------------------------------------
+    def count_frames(self, limit: int) -> int:
+        """Count frames by decoding (containers that do not store a count). Rewinds afterwards."""
+        self._restart()
+        n = 0
+        while n < limit and self.cap.grab():
+            n += 1
+        self._restart()
+        self.stats.notes.append("frame count obtained by decoding")
+        return n
+
+    def read_windows(self, starts: list[int], window_len: int, seek: str = "auto") -> dict[int, np.ndarray]:
+        """The BGR frames ``start .. start+window_len-1`` of every window, keyed by index."""
+        wanted = sorted({s + k for s in starts for k in range(window_len)})
+        frames: dict[int, np.ndarray] = {}
+        use_seek = seek != "never"
+        with reading_media(self.path):
+            i = 0
+            while i < len(wanted):
+                index = wanted[i]
+                if index < self.position:  # only after a failed seek: start again, sequentially
+                    self._restart()
+                far = index - self.position > SEQUENTIAL_GAP
+                if use_seek and (far or seek == "always") and index != self.position:
+                    self._seek(index)
+                    frame = self._read()
+                    if frame is None or not self._timestamp_ok(index):
+                        if seek == "always":
+                            raise MediaProcessingError("decode_failed", f"{self.path}: seeking to frame {index} failed", path=self.path)
+                        self.stats.fallback = f"seek to frame {index} not frame-accurate; decoded sequentially"
+                        log.info("seek not frame-accurate, decoding sequentially", path=self.path, frame=index)
+                        use_seek = False
+                        self._restart()
+                        continue
+                else:
+                    if not self._skip_to(index):
+                        break
+                    frame = self._read()
+                    if frame is None:
+                        break
+                frames[index] = frame
+                i += 1
+        missing = [w for w in wanted if w not in frames]
+        if missing:
+            raise MediaProcessingError(
+                "decode_failed",
+                f"{self.path}: frames {missing[0]}..{missing[-1]} could not be decoded (the container says {self.frame_count} frames)",
+                path=self.path,
+            )
+        return frames
+
+
+def resize_frame(frame_bgr: np.ndarray) -> np.ndarray:
+    """500x500, OpenCV INTER_LINEAR, aspect ratio ignored (as the released preprocessing)."""
+    import cv2
+
+    return cv2.resize(frame_bgr, (FRAME_SIZE, FRAME_SIZE), interpolation=cv2.INTER_LINEAR)

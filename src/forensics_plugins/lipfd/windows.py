@@ -1,0 +1,81 @@
+"""Windows: the 1000 x 500L image per window, and the tensors the model reads.
+
+Rows 0-499 hold the window's slice of the mel image, rows 500-999 its L frames
+side by side. The released loader reads the saved image with ``cv2.imread`` (BGR,
+0..255, its CLIP normalisation computed and then discarded), takes full-scale
+crops at columns ``i:i+500`` (the first frame shifted by i px, not frame i), cuts
+the face and lip crops from the 224 px full crop, and resizes without antialiasing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .video import FRAME_SIZE
+
+GLOBAL_SIZE = 1120
+CROP_SIZE = 224
+
+
+@dataclass(frozen=True)
+class WindowSpan:
+    index: int
+    start_frame: int
+    window_len: int
+    mel_begin: int
+    mel_end: int
+
+    @property
+    def end_frame(self) -> int:
+        return self.start_frame + self.window_len - 1
+
+
+def align(starts: list[int], frame_count: int, mel_columns: int, window_len: int) -> list[WindowSpan]:
+    """Mel columns of each window: ``round(start * T/F)`` .. ``round((start+L) * T/F)``, half to even."""
+    mapping = mel_columns / frame_count
+    spans = []
+    for i, start in enumerate(starts):
+        begin = int(np.round(start * mapping))
+        end = int(np.round((start + window_len) * mapping))
+        spans.append(WindowSpan(i, start, window_len, begin, end))
+    return spans
+
+
+def window_image(mel_rgba: np.ndarray, frames_bgr: list[np.ndarray], span: WindowSpan) -> np.ndarray:
+    """The window image in BGR uint8, pixel-identical to the released ``cv2.imread`` of its PNG."""
+    import cv2
+
+    L = span.window_len
+    sub = mel_rgba[:, span.mel_begin:span.mel_end, 2::-1]  # RGBA -> BGR (resizing is per channel)
+    sub = cv2.resize(np.ascontiguousarray(sub), (FRAME_SIZE * L, FRAME_SIZE), interpolation=cv2.INTER_LINEAR)
+    out = np.empty((2 * FRAME_SIZE, FRAME_SIZE * L, 3), dtype=np.uint8)
+    out[:FRAME_SIZE] = sub
+    for k, frame in enumerate(frames_bgr):
+        out[FRAME_SIZE:, k * FRAME_SIZE:(k + 1) * FRAME_SIZE] = frame
+    return out
+
+
+def _resize(x, size: int, antialias: bool):
+    import torch.nn.functional as F
+
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias)
+
+
+def window_tensors(images: list[np.ndarray], *, window_len: int, distinct_frame_crops: bool = False,
+                   antialias: bool = False, face_crop=(28, 196), lip_crop=(61, 163)):
+    """(global input (B,3,1120,1120), crops (B,3 scales,L,3,224,224)), float32 BGR 0..255."""
+    import torch
+
+    img = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()  # (B,3,1000,500L), BGR
+    global_in = _resize(img, GLOBAL_SIZE, antialias)
+    bottom = img[:, :, FRAME_SIZE:]
+    step = FRAME_SIZE if distinct_frame_crops else 1
+    full = torch.stack([_resize(bottom[:, :, :, i * step:i * step + FRAME_SIZE], CROP_SIZE, antialias) for i in range(window_len)], dim=1)
+    B = full.shape[0]
+    flat = full.reshape(B * window_len, 3, CROP_SIZE, CROP_SIZE)
+    (f0, f1), (l0, l1) = face_crop, lip_crop
+    face = _resize(flat[:, :, f0:f1, f0:f1], CROP_SIZE, antialias).reshape_as(full)
+    lip = _resize(flat[:, :, l0:l1, l0:l1], CROP_SIZE, antialias).reshape_as(full)
+    crops = torch.stack([full, face, lip], dim=1)  # (B, 3 scales, L, 3, 224, 224)
+    return global_in, crops

@@ -1,0 +1,431 @@
+"""Weights lookup and download, against a local HTTP server on 127.0.0.1 only."""
+from __future__ import annotations
+
+import hashlib
+import http.server
+import os
+import threading
+import urllib.parse
+from pathlib import Path
+
+import pytest
+
+from forensics_core import weights as W
+from forensics_core.errors import WeightsError
+from forensics_core.weights import WeightsSource
+
+PAYLOAD = bytes(range(256)) * 1200  # 307,200 bytes, not a multiple of the 1 MiB chunk
+PAYLOAD_SHA = hashlib.sha256(PAYLOAD).hexdigest()
+DRIVE_ID = "1AbCdEfGhIjKlMnOpQrStUvWxYz012345"
+UUID = "5c6f1b2e-0000-4a7e-9d3c-2f1e0d9c8b7a"
+
+# Modelled on the page drive.usercontent.google.com answers for files too large to scan.
+CONFIRM_PAGE = """<!DOCTYPE html><html><head><title>Google Drive - Virus scan warning</title>
+<meta http-equiv="content-type" content="text/html; charset=utf-8"/>
+<link rel="icon" href="//ssl.gstatic.com/docs/doclist/images/drive_2022q3_32dp.png"/></head>
+<body><div class="uc-main"><div id="uc-text"><p class="uc-warning-caption">Google Drive can't scan this file for viruses.</p>
+<p class="uc-warning-subcaption"><span class="uc-name-size"><a href="/open?id={id}">ckpt.pth</a> (300K)</span>
+is too large for Google to scan for viruses. Would you still like to download this file?</p>
+<form id="download-form" action="{action}" method="get">
+<input type="submit" id="uc-download-link" class="goog-inline-block jfk-button jfk-button-action" value="Download anyway"/>
+<input type="hidden" name="id" value="{id}"><input type="hidden" name="export" value="download">
+<input type="hidden" name="confirm" value="t"><input type="hidden" name="uuid" value="{uuid}"></form></div></div>
+<div class="uc-footer"><hr class="uc-footer-divider"></div></body></html>"""
+
+QUOTA_PAGE = """<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title>
+<meta http-equiv="content-type" content="text/html; charset=utf-8"/></head>
+<body><div class="uc-main"><div id="uc-text"><p class="uc-error-caption">Sorry, you can&#39;t view or download this file at this time.</p>
+<p class="uc-error-subcaption">Too many users have viewed or downloaded this file recently. Please try accessing the file
+again later. If the file you are trying to access is particularly large or is shared with many people, it may take up to
+24 hours to be able to view or download the file.</p></div></div></body></html>"""
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # keep test output quiet
+        pass
+
+    # -- helpers -------------------------------------------------------------------
+    def _send(self, status, body, ctype="application/octet-stream", headers=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in headers:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _send_file(self, data, *, honour_range=True):
+        rng = self.headers.get("Range")
+        if honour_range and rng and rng.startswith("bytes=") and rng.endswith("-"):
+            start = int(rng[len("bytes="):-1])
+            if start >= len(data):
+                self._send(416, b"", headers=[("Content-Range", f"bytes */{len(data)}")])
+                return
+            self._send(206, data[start:], headers=[("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")])
+            return
+        self._send(200, data)
+
+    # -- routes --------------------------------------------------------------------
+    def do_GET(self):
+        st = self.server.state
+        parts = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(parts.query))
+        with st["lock"]:
+            st["log"].append({"path": parts.path, "query": query, "range": self.headers.get("Range")})
+            st["hits"][parts.path] = st["hits"].get(parts.path, 0) + 1
+            hit = st["hits"][parts.path]
+
+        if parts.path == "/file.bin":
+            self._send_file(PAYLOAD)
+        elif parts.path == "/norange.bin":
+            self._send_file(PAYLOAD, honour_range=False)
+        elif parts.path == "/flaky.bin":
+            if hit == 1:  # announce the whole file, send half of it, then hang up
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(PAYLOAD)))
+                self.end_headers()
+                self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self._send_file(PAYLOAD)
+        elif parts.path == "/missing.bin":
+            self._send(404, b"not found", ctype="text/plain")
+        elif parts.path == "/drive/download":
+            self._drive(query)
+        else:
+            self._send(404, b"no route", ctype="text/plain")
+
+    def _drive(self, q):
+        fid = q.get("id", "")
+        html_type = "text/html; charset=utf-8"
+        if fid == "quotaquotaquota":
+            self._send(200, QUOTA_PAGE.encode(), ctype=html_type)
+        elif fid == "cookiecookiecookie":
+            if q.get("confirm") == "TOKEN42":
+                self._send_file(PAYLOAD)
+            else:
+                page = b"<html><head><title>Google Drive</title></head><body>no form here</body></html>"
+                self._send(200, page, ctype=html_type,
+                           headers=[("Set-Cookie", "download_warning_1234_abcd=TOKEN42; Path=/")])
+        elif fid == DRIVE_ID:
+            if q.get("confirm") == "t" and q.get("uuid") == UUID and q.get("export") == "download":
+                self._send_file(PAYLOAD)
+            else:
+                action = f"http://127.0.0.1:{self.server.server_address[1]}/drive/download"
+                page = CONFIRM_PAGE.format(id=DRIVE_ID, uuid=UUID, action=action)
+                self._send(200, page.encode(), ctype=html_type)
+        else:
+            self._send(404, b"<html><title>Not Found</title></html>", ctype=html_type)
+
+
+@pytest.fixture
+def server():
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    srv.daemon_threads = True
+    srv.state = {"lock": threading.Lock(), "log": [], "hits": {}}
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        thread.join(timeout=5)
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    """Every test gets its own FORENSICS_HOME; nothing touches the real user cache."""
+    h = tmp_path / "home"
+    monkeypatch.setenv("FORENSICS_HOME", str(h))
+    monkeypatch.delenv("FORENSICS_TEST_WEIGHTS", raising=False)
+    return h
+
+
+@pytest.fixture
+def drive(server, monkeypatch):
+    monkeypatch.setattr(W, "DRIVE_DOWNLOAD_URL", server.base + "/drive/download")
+    return server
+
+
+def src(url, **kw):
+    kw.setdefault("filename", "ckpt.pth")
+    kw.setdefault("format", "torch")
+    return WeightsSource(url=url, **kw)
+
+
+def leftovers(directory: Path):
+    return sorted(p.name for p in directory.iterdir()) if directory.exists() else []
+
+
+# -- paths ---------------------------------------------------------------------------
+
+
+def test_forensics_home_override_creates_nothing(home):
+    assert W.forensics_home() == home
+    assert W.weights_dir() == home / "weights"
+    assert not home.exists()
+
+
+def test_forensics_home_default_is_user_cache(monkeypatch):
+    import platformdirs
+
+    monkeypatch.delenv("FORENSICS_HOME")
+    assert W.forensics_home() == Path(platformdirs.user_cache_dir("forensics"))
+
+
+def test_sha256_file(tmp_path):
+    p = tmp_path / "x"
+    p.write_bytes(PAYLOAD)
+    assert W.sha256_file(p, chunk=1000) == PAYLOAD_SHA
+
+
+def test_source_validation():
+    with pytest.raises(ValueError):
+        src("ftp://example.com/x")
+    with pytest.raises(ValueError):
+        src("https://example.com/x", filename="../evil.pth")
+    with pytest.raises(ValueError):
+        src("https://example.com/x", sha256="abc")
+    with pytest.raises(ValueError):
+        src("https://example.com/x", surprise=1)
+    assert src("gdrive://" + DRIVE_ID).url == "gdrive://" + DRIVE_ID
+    assert src(None, sha256=PAYLOAD_SHA.upper()).sha256 == PAYLOAD_SHA
+
+
+@pytest.mark.parametrize("url", [
+    f"gdrive://{DRIVE_ID}",
+    f"https://drive.google.com/file/d/{DRIVE_ID}/view?usp=share_link",
+    f"https://drive.google.com/open?id={DRIVE_ID}",
+    f"https://drive.google.com/uc?id={DRIVE_ID}&export=download",
+    f"https://drive.usercontent.google.com/download?id={DRIVE_ID}&export=download",
+])
+def test_drive_file_id(url):
+    assert W.drive_file_id(url) == DRIVE_ID
+
+
+def test_drive_file_id_rejects_other_hosts():
+    assert W.drive_file_id(f"https://example.com/file/d/{DRIVE_ID}/view") is None
+
+
+# -- resolve_weights -----------------------------------------------------------------
+
+
+def test_resolve_order_explicit_env_cache(tmp_path, home, monkeypatch):
+    s = src("https://example.invalid/ckpt.pth", env_var="FORENSICS_TEST_WEIGHTS")
+    cache = home / "weights" / "ckpt.pth"
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b"cache")
+    env_file = tmp_path / "env.pth"
+    env_file.write_bytes(b"env")
+    explicit = tmp_path / "explicit.pth"
+    explicit.write_bytes(b"explicit")
+
+    assert W.resolve_weights("lipfd", s) == cache
+    monkeypatch.setenv("FORENSICS_TEST_WEIGHTS", str(env_file))
+    assert W.resolve_weights("lipfd", s) == env_file
+    assert W.resolve_weights("lipfd", s, explicit) == explicit
+    assert W.resolve_weights("lipfd", s, str(explicit)) == explicit
+
+
+def test_resolve_missing_explicit_does_not_fall_through(tmp_path, home):
+    s = src("https://example.invalid/ckpt.pth")
+    cache = home / "weights" / "ckpt.pth"
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b"cache")
+    missing = tmp_path / "nope.pth"
+    with pytest.raises(WeightsError) as ei:
+        W.resolve_weights("lipfd", s, missing)
+    assert str(missing) in ei.value.message
+
+
+def test_resolve_missing_env_file_does_not_fall_through(tmp_path, home, monkeypatch):
+    s = src("https://example.invalid/ckpt.pth", env_var="FORENSICS_TEST_WEIGHTS")
+    cache = home / "weights" / "ckpt.pth"
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b"cache")
+    monkeypatch.setenv("FORENSICS_TEST_WEIGHTS", str(tmp_path / "gone.pth"))
+    with pytest.raises(WeightsError) as ei:
+        W.resolve_weights("lipfd", s)
+    assert "FORENSICS_TEST_WEIGHTS" in ei.value.message and "gone.pth" in ei.value.message
+
+
+def test_resolve_nothing_found_says_how_to_get_them(home):
+    s = src("gdrive://" + DRIVE_ID, env_var="FORENSICS_TEST_WEIGHTS", homepage="https://github.com/AaronComo/LipFD")
+    with pytest.raises(WeightsError) as ei:
+        W.resolve_weights("lipfd", s)
+    err = ei.value
+    cache = str(home / "weights" / "ckpt.pth")
+    assert "forensics pull lipfd" in err.message and cache in err.message
+    assert "forensics pull lipfd" in err.hint and cache in err.hint
+    assert "--weights PATH" in err.hint and "FORENSICS_TEST_WEIGHTS" in err.hint
+    assert "https://github.com/AaronComo/LipFD" in err.hint
+    assert not home.exists()
+
+
+def test_resolve_cache_with_wrong_size(home):
+    s = src("https://example.invalid/ckpt.pth", size=len(PAYLOAD))
+    cache = home / "weights" / "ckpt.pth"
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b"short")
+    with pytest.raises(WeightsError, match="expected"):
+        W.resolve_weights("lipfd", s)
+
+
+# -- download --------------------------------------------------------------------------
+
+
+def test_download_plain_with_checks_and_progress(server, home, capsys):
+    s = src(server.base + "/file.bin", sha256=PAYLOAD_SHA, size=len(PAYLOAD))
+    out = W.download(s, progress=True, timeout=5)
+    assert out == home / "weights" / "ckpt.pth"
+    assert out.read_bytes() == PAYLOAD
+    assert leftovers(out.parent) == ["ckpt.pth"]
+    assert "ckpt.pth" in capsys.readouterr().err  # the tqdm bar went to stderr
+
+
+def test_download_resumes_after_dropped_connection(server, home):
+    s = src(server.base + "/flaky.bin", sha256=PAYLOAD_SHA, size=len(PAYLOAD))
+    part = home / "weights" / "ckpt.pth.part"
+    with pytest.raises(WeightsError) as ei:
+        W.download(s, progress=False, timeout=5, detector_id="lipfd")
+    assert "forensics pull lipfd" in ei.value.hint and str(part) in ei.value.hint
+    assert part.is_file() and 0 < part.stat().st_size < len(PAYLOAD)
+    got = part.stat().st_size
+    assert not (home / "weights" / "ckpt.pth").exists()
+
+    out = W.download(s, progress=False, timeout=5)
+    assert out.read_bytes() == PAYLOAD
+    assert server.state["log"][-1]["range"] == f"bytes={got}-"
+    assert leftovers(out.parent) == ["ckpt.pth"]
+
+
+def test_download_restarts_when_server_ignores_range(server, home):
+    d = home / "weights"
+    d.mkdir(parents=True)
+    (d / "ckpt.pth.part").write_bytes(b"garbage-prefix")
+    out = W.download(src(server.base + "/norange.bin", sha256=PAYLOAD_SHA), progress=False, timeout=5)
+    assert server.state["log"][-1]["range"] == "bytes=14-"
+    assert out.read_bytes() == PAYLOAD
+    assert leftovers(d) == ["ckpt.pth"]
+
+
+def test_download_part_already_complete_416(server, home):
+    d = home / "weights"
+    d.mkdir(parents=True)
+    (d / "ckpt.pth.part").write_bytes(PAYLOAD)
+    out = W.download(src(server.base + "/file.bin", sha256=PAYLOAD_SHA), progress=False, timeout=5)
+    assert out.read_bytes() == PAYLOAD
+    assert server.state["log"][-1]["range"] == f"bytes={len(PAYLOAD)}-"
+    assert leftovers(d) == ["ckpt.pth"]
+
+
+def test_download_explicit_dest(server, tmp_path, home):
+    dest = tmp_path / "elsewhere" / "w.pth"
+    assert W.download(src(server.base + "/file.bin"), dest, progress=False, timeout=5) == dest
+    assert dest.read_bytes() == PAYLOAD
+    assert leftovers(dest.parent) == ["w.pth"]
+    assert not home.exists()
+
+
+def test_download_sha256_mismatch_leaves_nothing(server, home):
+    s = src(server.base + "/file.bin", sha256="0" * 64)
+    with pytest.raises(WeightsError, match="sha256"):
+        W.download(s, progress=False, timeout=5)
+    assert leftovers(home / "weights") == []
+
+
+def test_download_size_mismatch_leaves_nothing(server, home):
+    for size in (len(PAYLOAD) + 10, len(PAYLOAD) - 10):
+        with pytest.raises(WeightsError, match="bytes"):
+            W.download(src(server.base + "/file.bin", size=size), progress=False, timeout=5)
+        assert leftovers(home / "weights") == []
+
+
+def test_download_http_error(server, home):
+    s = src(server.base + "/missing.bin", homepage="https://example.invalid/get-it")
+    with pytest.raises(WeightsError, match="404") as ei:
+        W.download(s, progress=False, timeout=5)
+    assert "https://example.invalid/get-it" in ei.value.hint
+    assert leftovers(home / "weights") == []
+
+
+def test_download_without_url_is_manual_only(home):
+    with pytest.raises(WeightsError) as ei:
+        W.download(src(None, homepage="https://example.invalid/get-it"))
+    assert "https://example.invalid/get-it" in ei.value.hint
+
+
+# -- Google Drive ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", [
+    f"gdrive://{DRIVE_ID}",
+    f"https://drive.google.com/file/d/{DRIVE_ID}/view?usp=share_link",
+])
+def test_drive_confirmation_form(drive, home, url):
+    out = W.download(src(url, sha256=PAYLOAD_SHA), progress=False, timeout=5)
+    assert out.read_bytes() == PAYLOAD
+    log = drive.state["log"]
+    assert [e["path"] for e in log] == ["/drive/download", "/drive/download"]
+    assert log[0]["query"] == {"id": DRIVE_ID, "export": "download"}
+    assert log[1]["query"] == {"id": DRIVE_ID, "export": "download", "confirm": "t", "uuid": UUID}
+    assert leftovers(out.parent) == ["ckpt.pth"]
+
+
+def test_drive_download_warning_cookie(drive, home):
+    out = W.download(src("gdrive://cookiecookiecookie"), progress=False, timeout=5)
+    assert out.read_bytes() == PAYLOAD
+    assert drive.state["log"][-1]["query"]["confirm"] == "TOKEN42"
+
+
+def test_drive_quota_exceeded(drive, home):
+    s = src("gdrive://quotaquotaquota", homepage="https://github.com/AaronComo/LipFD")
+    with pytest.raises(WeightsError) as ei:
+        W.download(s, progress=False, timeout=5)
+    assert "Too many users have viewed or downloaded this file recently" in ei.value.message
+    assert "https://github.com/AaronComo/LipFD" in ei.value.hint
+    assert leftovers(home / "weights") == []
+
+
+def test_drive_unknown_file(drive, home):
+    with pytest.raises(WeightsError, match="Not Found"):
+        W.download(src("gdrive://doesnotexist0"), progress=False, timeout=5)
+
+
+# -- pull --------------------------------------------------------------------------------
+
+
+def test_pull_uses_cache_when_hash_matches(server, home):
+    s = src(server.base + "/file.bin", sha256=PAYLOAD_SHA)
+    assert W.pull("lipfd", s, progress=False).read_bytes() == PAYLOAD
+    assert len(server.state["log"]) == 1
+    assert W.pull("lipfd", s, progress=False) == home / "weights" / "ckpt.pth"
+    assert len(server.state["log"]) == 1  # no second request
+    W.pull("lipfd", s, force=True, progress=False)
+    assert len(server.state["log"]) == 2
+
+
+def test_pull_replaces_corrupt_cache(server, home):
+    s = src(server.base + "/file.bin", sha256=PAYLOAD_SHA)
+    cache = home / "weights" / "ckpt.pth"
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(b"corrupt")
+    assert W.pull("lipfd", s, progress=False).read_bytes() == PAYLOAD
+    assert leftovers(cache.parent) == ["ckpt.pth"]
+
+
+def test_module_imports_no_heavy_deps():
+    import subprocess
+    import sys
+
+    code = ("import sys, forensics_core.weights; "
+            "bad = [m for m in ('requests', 'tqdm', 'torch') if m in sys.modules]; "
+            "sys.exit(1 if bad else 0)")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    assert subprocess.run([sys.executable, "-c", code], env=env, timeout=30).returncode == 0
