@@ -215,6 +215,15 @@ def _vfr(out: Path, work: Path) -> None:
     ])
 
 
+def _one_chapter(out: Path, work: Path) -> None:
+    # Exactly one chapter: moviepy 2.x's ffmpeg-output parser raises IndexError on it.
+    src = make_clip(work / "src.mkv", seconds=2.0, size=(320, 240))
+    meta = work / "chapters.txt"
+    meta.write_text(";FFMETADATA1\ntitle=one chapter\n\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=1000\ntitle=Intro\n")
+    ffmpeg(["-i", _out(src), "-f", "ffmetadata", "-i", _out(meta), "-map", "0", "-map_metadata", "1",
+            "-map_chapters", "1", "-c", "copy", _out(out)])
+
+
 def _raw_h264(out: Path, work: Path) -> None:
     # An Annex-B elementary stream has no container: no duration, no timestamps.
     make_clip(out, seconds=2.0, size=(320, 240), audio=False, container_args=("-f", "h264"))
@@ -421,6 +430,10 @@ CASES: dict[str, CaseSpec] = {
         "streamed.mkv", "Matroska written to a pipe: no duration in the header", _streamed_mkv,
         has_video=True, has_audio=True, expect={"duration": None, "frame_count": None},
         expect_exact={"frame_count": 50, "video_duration": approx(2.0, abs=0.05)},
+    ),
+    "one_chapter": CaseSpec(
+        "one_chapter.mkv", "H.264 + AAC in Matroska with exactly one chapter", _one_chapter,
+        has_video=True, has_audio=True, expect={"width": 320, "frame_count": approx(50, abs=1)},
     ),
     # ---- hostile file names (all valid small clips)
     "unicode_name": CaseSpec("vidéo_测试_🎬.mp4", "unicode name", _clip(**_SMALL), has_video=True, has_audio=True, expect=_SMALL_EXPECT),

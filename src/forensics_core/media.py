@@ -358,9 +358,9 @@ class MediaInfo:
         fps: the video stream's average frame rate as ffmpeg reports it (for variable
             frame rate video, the average). ``None`` for audio and still images.
         frame_count: estimated as ``int(duration * fps)``, exactly as moviepy does, so
-            it is what moviepy-based decoders will expect. It uses the *container*
-            duration, so it is too high when the video stream is shorter than the audio.
-            ``None`` when the duration is unknown. 1 for a still image. With
+            it is what moviepy-based decoders will expect (but at least 1). It uses the
+            *container* duration, so it is too high when the video stream is shorter
+            than the audio. ``None`` when the duration is unknown. 1 for a still image. With
             ``probe(exact=True)`` it is the real number of video packets.
         duration: container duration in seconds (the longest stream), ``None`` when the
             container does not state it (raw ``.h264``, streamed mkv, images).
@@ -522,9 +522,13 @@ def _streams(section: list[str]) -> tuple[list[str], list[_Stream]]:
     """Split the ``Input #0`` section into header lines and top-level stream blocks.
 
     Top-level entries are indented by exactly two spaces; each stream's metadata and
-    side data follow, indented deeper. Stream groups (ffmpeg >= 7: ``Stream group
-    #0:0: Tile Grid`` for HEIF) are dropped with their block: moviepy's regex crashes on
-    them and their member streams are listed again at the top level.
+    side data follow, indented deeper (so text inside a metadata value can never pose as
+    a stream). Two kinds of block are dropped because moviepy's parser crashes on them
+    and we need nothing from them:
+
+    * stream groups (ffmpeg >= 7: ``Stream group #0:0: Tile Grid`` for HEIF); their
+      member streams are listed again at the top level;
+    * ``Chapters:``: with exactly one chapter moviepy 2.x raises ``IndexError``.
     """
     head: list[str] = section[:1]
     streams: list[_Stream] = []
@@ -533,7 +537,7 @@ def _streams(section: list[str]) -> tuple[list[str], list[_Stream]]:
     for line in section[1:]:
         if line.startswith("  ") and not line.startswith("   "):
             current, skipping = None, False
-            if line.startswith("  Stream group"):
+            if line.startswith("  Stream group") or line.startswith("  Chapters:"):
                 skipping = True
                 continue
             m = _STREAM_RE.match(line)
@@ -686,8 +690,8 @@ def probe(path: str | os.PathLike[str], *, limits: Limits | None = None, exact: 
        its duration and frame count are then ``None``. Any parser exception becomes
        ``decode_failed`` chained to it. Codec names, pixel format, channel count and
        rotation are read from the stream lines here, because moviepy does not return
-       them (and, with ffmpeg >= 7.1's ``Display Matrix:`` side-data line, misses the
-       rotation).
+       them; it also misses the rotation printed by newer ffmpeg (the bundled 9.x) as
+       a ``Side data:`` / ``Display Matrix: rotation of -90.00 degrees`` block.
     5. A file with no audio and no video stream (subtitles only, data only) is
        ``unsupported_format``.
     6. A single image (image2 / ``*_pipe`` demuxers) is reported as video with
@@ -702,7 +706,10 @@ def probe(path: str | os.PathLike[str], *, limits: Limits | None = None, exact: 
     """
     lim = _limits(limits)
     p = validate_path(path, lim)
-    size = p.stat().st_size
+    try:
+        size = p.stat().st_size
+    except OSError as exc:  # removed since validate_path
+        raise MediaProcessingError("file_not_found", f"{p} disappeared while being probed", path=p) from exc
     arg = ffmpeg_input(p)
     proc = run_ffmpeg(["-i", arg], path=p, timeout=lim.decode_timeout_s, check=False)
     stderr = proc.stderr.replace(os.fsencode(arg), _PLACEHOLDER).decode("utf-8", errors="replace")
@@ -741,9 +748,12 @@ def probe(path: str | os.PathLike[str], *, limits: Limits | None = None, exact: 
     by_index = {s.index: s for s in kept}
     video = by_index.get(info.get("default_video_stream_number", -1)) if info.get("video_found") else None
     audio = by_index.get(info.get("default_audio_stream_number", -1)) if info.get("audio_found") else None
-    still = video is not None and format_name is not None and (
-        format_name == "image2" or format_name.endswith("_pipe")
-    ) and audio is None
+    still = (
+        video is not None
+        and audio is None
+        and format_name is not None
+        and any(format_name == f or (f.startswith("_") and format_name.endswith(f)) for f in _IMAGE_FORMATS)
+    )
 
     fields: dict[str, Any] = {
         "path": p,
@@ -782,7 +792,8 @@ def probe(path: str | os.PathLike[str], *, limits: Limits | None = None, exact: 
             fps = info.get("video_fps")
             fields["fps"] = float(fps) if _finite(fps) and fps > 0 else None
             if fields["duration"] is not None and fields["fps"] is not None:
-                fields["frame_count"] = int(info.get("video_n_frames") or 0)
+                # at least 1: a video stream has a frame even if duration * fps < 1
+                fields["frame_count"] = max(1, int(info.get("video_n_frames") or 0))
     if audio is not None:
         fields["audio_codec"] = audio.codec
         rate = info.get("audio_fps")

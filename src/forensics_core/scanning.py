@@ -1,0 +1,481 @@
+"""Scan folders and file lists with detectors into a resumable JSONL file, and evaluate it.
+
+Why it is built this way:
+
+* **One JSON line per file, written whole.** Each line is the file's
+  :class:`~forensics_core.ensemble.EnsembleReport` plus its ``file_key``, written
+  with one ``write`` and a ``flush``, so an interrupt leaves complete lines only.
+  A crash (kill -9, power loss) can still leave a partial last line; the next run
+  cuts it off before appending.
+* **Resumable by content key.** A file is skipped when a line with the same
+  ``file_key`` (path + size + mtime, or path + sha256), the same detectors and the
+  same combine method is already in the output. Lines for the inputs that no
+  longer match (the file changed, other detectors) are dropped, so the output keeps
+  one line per file. Options are not part of the key: use ``resume=False`` after
+  changing them.
+* **Decoding overlaps inference.** ``workers`` threads analyse files at once
+  (detectors serialise their own model calls); lines are still written in input
+  order, so two runs give the same file.
+* **Ray for many machines, not home-made machinery.** ``backend="ray"`` runs the
+  same per-file function in an ``ActorPool`` of actors that each load the models
+  once; the driver alone writes the output.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import importlib
+import json
+import os
+import sys
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from .detector import Detector
+from .errors import ForensicsError, InvalidOptionsError
+from .logs import get_logger
+
+log = get_logger("forensics.scan")
+
+VIDEO_EXTENSIONS = frozenset("mp4 mov mkv avi webm m4v mpg mpeg wmv flv ts".split())
+AUDIO_EXTENSIONS = frozenset("wav mp3 flac m4a aac ogg opus wma".split())
+LIST_EXTENSIONS = frozenset({".txt", ".lst"})
+ModelSpec = str | type[Detector] | Detector
+
+
+class ScanSummary(BaseModel):
+    """What a scan did. ``ok``/``abstained``/``error`` count every input's line, resumed ones included."""
+
+    total: int
+    analyzed: int = 0
+    skipped_resumed: int = 0
+    ok: int = 0
+    abstained: int = 0
+    error: int = 0
+    error_codes: dict[str, int] = Field(default_factory=dict)
+    interrupted: bool = False
+    seconds: float = 0.0
+    output: str
+    models: list[str] = Field(default_factory=list)
+    backend: str = "local"
+
+
+# --------------------------------------------------------------------------- inputs
+def _media_files(folder: Path, recursive: bool, exts: frozenset[str]) -> Iterator[Path]:
+    for p in folder.rglob("*") if recursive else folder.iterdir():
+        if p.suffix.lower().lstrip(".") in exts and p.is_file():
+            yield p
+
+
+def discover(inputs: Iterable[str | os.PathLike], *, recursive: bool = True, include_audio: bool = False) -> list[Path]:
+    """Expand folders and ``.txt``/``.lst`` path lists into a sorted, de-duplicated list of resolved paths.
+
+    Explicit file arguments (and list entries) are always kept, whatever their
+    extension or even if missing, so that a mistake shows up as an error row
+    instead of silently vanishing. Entries of a list are not themselves lists.
+    """
+    exts = VIDEO_EXTENSIONS | (AUDIO_EXTENSIONS if include_audio else frozenset())
+    found: dict[Path, None] = {}
+
+    def add(p: Path, *, from_list: bool) -> None:
+        p = p.expanduser()
+        if p.is_dir():
+            found.update(dict.fromkeys(q.resolve() for q in _media_files(p, recursive, exts)))
+        elif not from_list and p.suffix.lower() in LIST_EXTENSIONS and p.is_file():
+            for raw in p.read_text(encoding="utf-8-sig").splitlines():
+                entry = raw.strip()
+                if entry and not entry.startswith("#"):
+                    q = Path(entry).expanduser()
+                    add(q if q.is_absolute() else p.parent / q, from_list=True)
+        else:
+            found[p.resolve()] = None
+
+    for item in inputs:
+        add(Path(item), from_list=False)
+    return sorted(found)
+
+
+def file_key(path: str | os.PathLike, mode: str = "stat") -> dict[str, Any]:
+    """The identity a resumed scan compares; a missing or unreadable file gets ``None`` values."""
+    p = Path(path).expanduser().resolve()
+    if mode == "stat":
+        try:
+            st = p.stat()
+            return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        except OSError:
+            return {"path": str(p), "size": None, "mtime_ns": None}
+    if mode == "sha256":
+        h = hashlib.sha256()
+        try:
+            with p.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            return {"path": str(p), "sha256": h.hexdigest()}
+        except OSError:
+            return {"path": str(p), "sha256": None}
+    raise InvalidOptionsError(f"unknown key mode {mode!r}", hint="use 'stat' or 'sha256'")
+
+
+def line_status(line: dict[str, Any]) -> str:
+    """A file's status: ``error`` if any detector errored, else ``ok`` if the combined verdict scored."""
+    if any(r.get("status") == "error" for r in line.get("results", [])):
+        return "error"
+    return "ok" if line.get("combined", {}).get("status") == "ok" else "abstained"
+
+
+def _codes(line: dict[str, Any]) -> set[str]:
+    return {r["error"]["code"] for r in line.get("results", []) if r.get("error")}
+
+
+# --------------------------------------------------------------------------- models
+def detector_class(spec: str | type[Detector]) -> type[Detector]:
+    """A detector class from a class, a ``"module:Class"`` target (what Ray actors can import) or an id."""
+    if isinstance(spec, type):
+        return spec
+    if ":" in spec:
+        module, _, attr = spec.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as exc:
+            raise InvalidOptionsError(f"cannot import detector {spec!r}: {exc}", hint="use 'module:Class'") from None
+    from .plugins import get_host
+
+    return get_host().registry.get(spec).detector_class()
+
+
+def _card_id(spec: ModelSpec) -> str:
+    if isinstance(spec, Detector):
+        return spec.card.id
+    if isinstance(spec, str) and ":" not in spec:
+        from .plugins import get_host
+
+        return get_host().registry.get(spec).card.id  # no import of the detector's code
+    return detector_class(spec).card.id
+
+
+def load_detectors(models: Sequence[ModelSpec], load_kwargs: dict[str, Any] | None = None,
+                   model_load_kwargs: dict[str, dict[str, Any]] | None = None) -> list[Detector]:
+    """Load each model once: ids via the registry, detector classes or ``"module:Class"`` directly."""
+    out: list[Detector] = []
+    for spec in models:
+        det = spec if isinstance(spec, Detector) else detector_class(spec)()
+        kwargs = {**(load_kwargs or {}), **(model_load_kwargs or {}).get(det.card.id, {})}
+        if not det.loaded:
+            det.load(**kwargs)
+        out.append(det)
+    ids = [d.card.id for d in out]
+    if len(set(ids)) != len(ids):
+        raise InvalidOptionsError(f"a detector is listed twice: {ids}")
+    return out
+
+
+def _normalise_options(options: dict[str, dict[str, Any]] | None, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Key options by canonical detector id (aliases accepted); an unknown key fails before any work."""
+    out: dict[str, dict[str, Any]] = {}
+    for name, opts in (options or {}).items():
+        if not opts:
+            continue
+        cid = next((i for i in ids if i.upper() == name.upper()), None) or _card_id(name)
+        if cid not in ids:
+            raise InvalidOptionsError(f"options given for {name!r}, which is not one of the models {ids}")
+        out.setdefault(cid, {}).update(opts)
+    return out
+
+
+def _process(detectors: list[Detector], path: str, key: dict[str, Any] | None, key_mode: str,
+             options: dict[str, dict[str, Any]], method: str) -> dict[str, Any]:
+    """One file -> one line. Shared by the thread pool and the Ray actors; never raises for bad media."""
+    from .ensemble import run_ensemble
+
+    key = key or file_key(path, key_mode)  # taken before analysis: a change during it triggers a rerun
+    report = next(run_ensemble(detectors, [path], options=options, method=method))
+    return {**report.to_dict(), "file_key": key}
+
+
+# --------------------------------------------------------------------------- output
+def _prepare_output(out: Path, resume: bool, paths: list[str], current: Callable[[str, dict], bool]) -> dict[str, dict]:
+    """Repair/compact the output and return ``{path: line}`` of the lines a resumed run reuses.
+
+    Lines for the inputs that are not ``current`` (or repeat a path) are dropped so that the
+    file keeps one line per input; lines for other files are kept untouched.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not resume or not out.exists():
+        out.write_bytes(b"")
+        return {}
+    data = out.read_bytes()
+    end = data.rfind(b"\n") + 1
+    wanted, keep, kept, dirty = set(paths), [], {}, False
+    if end < len(data):
+        log.warning("cutting off a partial last line (interrupted run?)", output=str(out), bytes=len(data) - end)
+    for raw in data[:end].splitlines(keepends=True):
+        try:
+            line = json.loads(raw)
+            path = line["file_key"]["path"]
+        except (ValueError, KeyError, TypeError):
+            log.warning("dropping an unreadable line", output=str(out), line=raw[:80])
+            dirty = True
+            continue
+        if path in wanted:
+            if path in kept or not current(path, line):
+                dirty = True  # a duplicate, or stale (file changed, other detectors): redone below
+                continue
+            kept[path] = line
+        keep.append(raw)
+    if dirty:
+        tmp = out.with_name(out.name + ".tmp")
+        with tmp.open("wb") as fh:
+            fh.writelines(keep)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    elif end < len(data):
+        os.truncate(out, end)
+    return kept
+
+
+class _Writer:
+    """Append lines, each as one write + flush; fsync at the end."""
+
+    def __init__(self, path: Path, progress: bool | None, total: int):
+        from tqdm.auto import tqdm
+
+        show = sys.stderr.isatty() if progress is None else progress
+        self.fh = path.open("ab", buffering=0)
+        self.bar = tqdm(total=total, unit="file", file=sys.stderr, disable=not show, dynamic_ncols=True)
+        self.count = 0
+
+    def write(self, line: dict[str, Any]) -> None:
+        self.fh.write((json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8"))
+        self.fh.flush()
+        self.count += 1
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+        os.fsync(self.fh.fileno())
+        self.fh.close()
+
+
+# --------------------------------------------------------------------------- scan
+def scan(inputs: Iterable[str | os.PathLike], models: Sequence[ModelSpec], output: str | os.PathLike, *,
+         load_kwargs: dict[str, Any] | None = None, options: dict[str, dict[str, Any]] | None = None,
+         resume: bool = True, key: str = "stat", backend: str = "local", ray_address: str | None = None,
+         progress: bool | None = None, workers: int = 2, method: str = "mean", include_audio: bool = False,
+         model_load_kwargs: dict[str, dict[str, Any]] | None = None,
+         ray_actor_options: dict[str, Any] | None = None) -> ScanSummary:
+    """Analyse every discovered file with every model into ``output`` (JSONL); see the module docstring.
+
+    ``models``: detector ids/aliases, ``"module:Class"`` targets, Detector classes, or (local backend
+    only) Detector instances. ``options``: ``{detector id: {option: value}}``.
+    ``model_load_kwargs``: per-detector overrides of ``load_kwargs`` (e.g. each one's weights).
+    """
+    started = time.perf_counter()
+    if key not in ("stat", "sha256"):
+        raise InvalidOptionsError(f"unknown key mode {key!r}", hint="use 'stat' or 'sha256'")
+    if backend not in ("local", "ray"):
+        raise InvalidOptionsError(f"unknown backend {backend!r}", hint="use 'local' or 'ray'")
+    if not models:
+        raise InvalidOptionsError("no models given")
+    paths = [str(p) for p in discover(inputs, include_audio=include_audio)]
+    out = Path(output).expanduser().resolve()
+    if str(out) in paths:
+        raise InvalidOptionsError(f"the output {out} is also an input")
+    ids = [_card_id(m) for m in models]
+    opts = _normalise_options(options, ids)
+    if backend == "ray":
+        _require_ray()
+    keys: dict[str, dict] = {}  # taken here only for files that have a line; the others' in the workers
+
+    def current(path: str, line: dict) -> bool:
+        keys.setdefault(path, file_key(path, key))
+        return (line.get("file_key") == keys[path] and line.get("combined", {}).get("method") == method
+                and [r.get("detector_id") for r in line.get("results", [])] == ids)
+
+    kept = _prepare_output(out, resume, paths, current)
+    todo = [(p, keys.get(p)) for p in paths if p not in kept]
+    statuses = Counter(line_status(line) for line in kept.values())
+    codes = Counter(c for line in kept.values() for c in _codes(line))
+    summary = ScanSummary(total=len(paths), skipped_resumed=len(kept), output=str(out), models=ids, backend=backend)
+    log.info("scan starting", files=len(paths), resumed=len(kept), todo=len(todo), models=ids, backend=backend)
+    writer = _Writer(out, progress, len(todo)) if todo else None
+
+    def emit(line: dict[str, Any]) -> None:
+        writer.write(line)
+        statuses[line_status(line)] += 1
+        codes.update(_codes(line))
+
+    try:
+        if todo and backend == "local":
+            _run_local(models, todo, key, opts, method, load_kwargs, model_load_kwargs, workers, emit)
+        elif todo:
+            _run_ray(models, todo, key, opts, method, load_kwargs, model_load_kwargs, workers, emit,
+                     ray_address, ray_actor_options)
+    except KeyboardInterrupt:
+        summary.interrupted = True
+        log.warning("scan interrupted; rerun the same command to resume", output=str(out))
+    finally:
+        if writer is not None:
+            writer.close()
+    summary.analyzed = writer.count if writer else 0
+    summary.ok, summary.abstained, summary.error = statuses["ok"], statuses["abstained"], statuses["error"]
+    summary.error_codes = dict(sorted(codes.items()))
+    summary.seconds = round(time.perf_counter() - started, 3)
+    log.info("scan finished", **summary.model_dump())
+    return summary
+
+
+def _run_local(models, todo, key_mode, opts, method, load_kwargs, model_load_kwargs, workers, emit) -> None:
+    """Thread pool; a bounded window of futures is consumed in input order."""
+    detectors = load_detectors(models, load_kwargs, model_load_kwargs)
+    for d in detectors:
+        d.parse_options(**opts.get(d.card.id, {}))  # a bad option fails now, not once per file
+    pool = cf.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="forensics-scan")
+    window: deque[cf.Future] = deque()
+    try:
+        for path, k in todo:
+            window.append(pool.submit(_process, detectors, path, k, key_mode, opts, method))
+            while len(window) >= 2 * max(1, workers):
+                emit(window.popleft().result())
+        while window:
+            emit(window.popleft().result())
+    except KeyboardInterrupt:
+        while window and window[0].done() and not window[0].cancelled():  # keep what is finished, in order
+            emit(window.popleft().result())
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --------------------------------------------------------------------------- ray
+class _RayScanWorker:
+    """Ray actor body: loads the models once, then turns paths into lines."""
+
+    def __init__(self, specs, key_mode, opts, method, load_kwargs, model_load_kwargs):
+        self.args, self.error = (key_mode, opts, method), None
+        try:
+            self.detectors = load_detectors(specs, load_kwargs, model_load_kwargs)
+            for d in self.detectors:
+                d.parse_options(**opts.get(d.card.id, {}))
+        except ForensicsError as exc:  # returned as data: our exceptions do not all pickle
+            self.error = {**exc.to_dict(), "exit_code": exc.exit_code}
+
+    def ready(self) -> dict | None:
+        return self.error
+
+    def process(self, path: str, key: dict | None) -> dict[str, Any]:
+        return _process(self.detectors, path, key, *self.args)
+
+
+def _require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise InvalidOptionsError("the ray backend needs Ray, which is not installed",
+                                  hint="pip install 'forensics[ray]'") from None
+    return ray
+
+
+def _rebuild_error(info: dict[str, Any]) -> ForensicsError:
+    from . import errors
+
+    cls = getattr(errors, info["type"], ForensicsError)
+    cls = cls if isinstance(cls, type) and issubclass(cls, ForensicsError) else ForensicsError
+    err = cls.__new__(cls)
+    Exception.__init__(err, info["message"])
+    err.message, err.hint, err.code, err.exit_code = info["message"], info.get("hint"), info["code"], info["exit_code"]
+    return err
+
+
+def _run_ray(models, todo, key_mode, opts, method, load_kwargs, model_load_kwargs, workers, emit,
+             address, actor_options) -> None:
+    ray = _require_ray()
+    from ray.util import ActorPool
+
+    specs = []
+    for m in models:  # actors run in other processes: pass what they can import, never loaded objects
+        if isinstance(m, Detector):
+            raise InvalidOptionsError(f"backend='ray' cannot ship a loaded detector ({m.card.id})",
+                                      hint="pass its id, its class or 'module:Class'")
+        specs.append(m if isinstance(m, str) else f"{m.__module__}:{m.__qualname__}")
+    own = not ray.is_initialized()
+    if own:
+        ray.init(address=address or None, include_dashboard=False, log_to_driver=True)
+    actors = []
+    try:
+        cls = ray.remote(**{"num_cpus": 1, **(actor_options or {})})(_RayScanWorker)
+        actors = [cls.remote(specs, key_mode, opts, method, load_kwargs, model_load_kwargs) for _ in range(max(1, workers))]
+        for err in ray.get([a.ready.remote() for a in actors]):
+            if err:
+                raise _rebuild_error(err)
+        pool = ActorPool(actors)
+        for line in pool.map(lambda a, item: a.process.remote(*item), todo):  # results come in input order
+            emit(line)
+    finally:
+        for a in actors:
+            ray.kill(a)
+        if own:
+            ray.shutdown()
+
+
+# --------------------------------------------------------------------------- evaluate
+def read_lines(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The complete lines of a scan output (a partial last line is ignored)."""
+    data = Path(path).read_bytes()
+    return [json.loads(raw) for raw in data[: data.rfind(b"\n") + 1].splitlines() if raw.strip()]
+
+
+def row_for(line: dict[str, Any], detector: str | None = None) -> dict[str, Any]:
+    """The row :func:`evaluate_rows` scores for one scan line.
+
+    ``detector``: a detector id, or ``"combined"``; by default the only detector's
+    row, or the combined verdict when the line has several detectors.
+    """
+    results = line.get("results", [])
+    if (detector is None and len(results) == 1) or detector not in (None, "combined"):
+        want = results[0]["detector_id"] if detector is None else detector
+        for r in results:
+            if r["detector_id"].upper() == want.upper():
+                return r
+        return {"media_path": line["media_path"], "status": "error", "detector_id": want,
+                "error": {"code": "not_run", "message": f"{want} has no row for this file"}}
+    comb = line["combined"]
+    row = {"media_path": line["media_path"], "detector_id": f"combined:{comb['method']}", "windows": []}
+    if comb["status"] == "ok":
+        return {**row, "status": "ok", "score": comb["score"]}
+    errors = [r for r in results if r.get("status") == "error"]
+    if errors and len(errors) == len(results):
+        return {**row, "status": "error", "error": errors[0]["error"]}
+    return {**row, "status": "abstained", "abstain_reason": comb.get("reason")}
+
+
+def evaluate(labels_source: str | os.PathLike, *, results: str | os.PathLike | None = None,
+             inputs: Iterable[str | os.PathLike] | None = None, models: Sequence[ModelSpec] | None = None,
+             output_dir: str | os.PathLike, threshold: float = 0.5, detector: str | None = None,
+             **scan_kwargs: Any):
+    """Score a scan against labels and write ``report.json``/``.md``/plots into ``output_dir``.
+
+    Without ``results``, the labelled files (or ``inputs``) are first scanned into
+    ``output_dir/results.jsonl`` (resumable, so a rerun only evaluates again).
+    """
+    from .evaluation import evaluate_rows, load_labels, write_report
+
+    labels = load_labels(labels_source)
+    if results is None:
+        results = Path(output_dir) / "results.jsonl"
+        summary = scan(list(inputs) if inputs is not None else sorted(labels), list(models or ["LIPFD-V1"]), results,
+                       **scan_kwargs)
+        if summary.interrupted:
+            raise KeyboardInterrupt  # do not report on a half-done scan
+    lines = read_lines(results)
+    if detector not in (None, "combined") and not any(
+            r["detector_id"].upper() == detector.upper() for line in lines for r in line.get("results", [])):
+        raise InvalidOptionsError(f"no rows from detector {detector!r} in {results}")
+    report = evaluate_rows([row_for(line, detector) for line in lines], labels, threshold=threshold)
+    write_report(report, output_dir)
+    return report
