@@ -16,8 +16,11 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import DetectorNotLoadedError, ForensicsError, InvalidOptionsError, as_media_error, is_decoder_exception
+from .logs import bound_contextvars, get_logger
 from .results import DetectionResult
 from .weights import WeightsSource
+
+log = get_logger("forensics.detector")
 
 Modality = Literal["video", "audio"]
 Device = str  # "auto" | "cpu" | "cuda" | "cuda:N"
@@ -123,17 +126,20 @@ class Detector(ABC):
         opts = self.parse_options(**options)
         if not self.loaded:
             raise DetectorNotLoadedError(f"{self.card.id} is not loaded", hint="call .load() first, or use forensics_core.load_model()")
-        path = validate_path(media_path)
-        started = time.perf_counter()
-        try:
-            result = self._analyze(path, opts)
-        except ForensicsError:
-            raise
-        except Exception as exc:
-            if is_decoder_exception(exc):
-                raise as_media_error(exc, path) from exc
-            raise
-        return result.model_copy(update={"processing_time": time.perf_counter() - started})
+        with bound_contextvars(detector_id=self.card.id, media_path=os.fspath(media_path)):
+            path = validate_path(media_path)
+            started = time.perf_counter()
+            try:
+                result = self._analyze(path, opts)
+            except ForensicsError:
+                raise
+            except Exception as exc:
+                if is_decoder_exception(exc):
+                    raise as_media_error(exc, path) from exc
+                raise
+            elapsed = time.perf_counter() - started
+            log.info("analyzed", status=result.status, score=result.score, seconds=round(elapsed, 3))
+        return result.model_copy(update={"processing_time": elapsed})
 
     @abstractmethod
     def _analyze(self, path: os.PathLike, options: DetectorOptions) -> DetectionResult: ...

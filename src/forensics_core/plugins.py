@@ -22,6 +22,7 @@ from .logs import get_logger
 from .registry import Registry
 
 ENTRY_POINT_GROUP = "forensics.plugins"
+HOST_DISTRIBUTION = "forensics"
 log = get_logger("forensics.plugins")
 
 
@@ -63,7 +64,11 @@ class PluginHost:
                 return
             self._loaded = True
             disabled = _env_list("FORENSICS_DISABLED_PLUGINS")
-            for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            # this distribution's own plugins first, so a third party cannot take a built-in id
+            def order(ep):
+                return (not (ep.dist and ep.dist.name == HOST_DISTRIBUTION), ep.name)
+
+            for ep in sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=order):
                 source = f"{ep.value} ({ep.dist.name} {ep.dist.version})" if ep.dist else ep.value
                 if ep.name in disabled:
                     self.pm.set_blocked(ep.name)

@@ -28,12 +28,12 @@ def read_state_dict(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}", hint="check --weights / the environment variable, or run `forensics pull LIPFD-V1`")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorsError
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             return load_file(os.fspath(path))
-        except (SafetensorsError, OSError, ValueError) as exc:
+        except (SafetensorError, OSError, ValueError) as exc:
             raise WeightsError(f"{path}: not a readable safetensors file ({exc})", hint="the file is truncated or not safetensors; download or convert it again") from exc
     try:
         obj = torch.load(os.fspath(path), map_location="cpu", weights_only=True, mmap=True)
