@@ -429,3 +429,29 @@ def test_module_imports_no_heavy_deps():
             "sys.exit(1 if bad else 0)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     assert subprocess.run([sys.executable, "-c", code], env=env, timeout=30).returncode == 0
+
+
+# -- the CLI -------------------------------------------------------------------------
+
+
+def test_cli_pull_downloads_into_the_cache_and_reuses_it(server, home):
+    from click.testing import CliRunner
+
+    from forensics_core.cli import main
+    from forensics_core.testing import FakeDetector, registered
+
+    class WithWeights(FakeDetector):
+        card = FakeDetector.card.model_copy(update={
+            "id": "PULL-TEST", "aliases": [],
+            "weights": src(server.base + "/file.bin", filename="pull_test.bin", sha256=PAYLOAD_SHA, size=len(PAYLOAD))})
+
+    with registered(WithWeights, name="pull-test"):
+        runner = CliRunner()
+        first = runner.invoke(main, ["pull", "pull-test", "--quiet"])
+        assert first.exit_code == 0, first.output
+        path = home / "weights" / "pull_test.bin"
+        assert first.stdout.strip() == str(path) and path.read_bytes() == PAYLOAD
+        again = runner.invoke(main, ["pull", "PULL-TEST", "--quiet"])
+        assert again.exit_code == 0 and server.state["hits"]["/file.bin"] == 1  # cached file verified, not fetched again
+        missing = runner.invoke(main, ["pull", "NOPE"])
+        assert missing.exit_code == 4 and "unknown detector" in missing.stderr

@@ -81,7 +81,7 @@ def scan(*args: Any, **kwargs: Any):
 
 
 def evaluate(*args: Any, **kwargs: Any):
-    """Evaluate detectors on labelled media. See :func:`forensics_core.evaluation.evaluate`."""
-    from .evaluation import evaluate as _evaluate
+    """Evaluate detectors on labelled media. See :func:`forensics_core.scanning.evaluate`."""
+    from .scanning import evaluate as _evaluate
 
     return _evaluate(*args, **kwargs)

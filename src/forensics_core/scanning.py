@@ -31,12 +31,13 @@ import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .detector import Detector
+from .detector import Detector, parse_options
 from .errors import ForensicsError, InvalidOptionsError
 from .logs import get_logger
 
@@ -51,7 +52,7 @@ ModelSpec = str | type[Detector] | Detector
 class ScanSummary(BaseModel):
     """What a scan did. ``ok``/``abstained``/``error`` count every input's line, resumed ones included."""
 
-    total: int
+    total: int = Field(description="input files discovered")
     analyzed: int = 0
     skipped_resumed: int = 0
     ok: int = 0
@@ -67,8 +68,9 @@ class ScanSummary(BaseModel):
 
 # --------------------------------------------------------------------------- inputs
 def _media_files(folder: Path, recursive: bool, exts: frozenset[str]) -> Iterator[Path]:
+    """Media files by extension; hidden names (macOS ``._x.mp4`` forks) would only be error rows."""
     for p in folder.rglob("*") if recursive else folder.iterdir():
-        if p.suffix.lower().lstrip(".") in exts and p.is_file():
+        if p.suffix.lower().lstrip(".") in exts and not p.name.startswith(".") and p.is_file():
             yield p
 
 
@@ -128,8 +130,9 @@ def line_status(line: dict[str, Any]) -> str:
     return "ok" if line.get("combined", {}).get("status") == "ok" else "abstained"
 
 
-def _codes(line: dict[str, Any]) -> set[str]:
-    return {r["error"]["code"] for r in line.get("results", []) if r.get("error")}
+def _brief(line: dict[str, Any]) -> tuple[str, frozenset[str]]:
+    """What the summary needs of a line (kept instead of the line: outputs can be large)."""
+    return line_status(line), frozenset(r["error"]["code"] for r in line.get("results", []) if r.get("error"))
 
 
 # --------------------------------------------------------------------------- models
@@ -168,9 +171,6 @@ def load_detectors(models: Sequence[ModelSpec], load_kwargs: dict[str, Any] | No
         if not det.loaded:
             det.load(**kwargs)
         out.append(det)
-    ids = [d.card.id for d in out]
-    if len(set(ids)) != len(ids):
-        raise InvalidOptionsError(f"a detector is listed twice: {ids}")
     return out
 
 
@@ -187,54 +187,64 @@ def _normalise_options(options: dict[str, dict[str, Any]] | None, ids: list[str]
     return out
 
 
-def _process(detectors: list[Detector], path: str, key: dict[str, Any] | None, key_mode: str,
-             options: dict[str, dict[str, Any]], method: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class _Job:
+    """What every worker (thread or Ray actor) needs besides the paths: plain, picklable data."""
+
+    key_mode: str
+    options: dict[str, dict[str, Any]]
+    method: str
+    load_kwargs: dict[str, Any]
+    model_load_kwargs: dict[str, dict[str, Any]]
+
+
+def _process(detectors: list[Detector], path: str, key: dict[str, Any] | None, job: _Job) -> dict[str, Any]:
     """One file -> one line. Shared by the thread pool and the Ray actors; never raises for bad media."""
     from .ensemble import run_ensemble
 
-    key = key or file_key(path, key_mode)  # taken before analysis: a change during it triggers a rerun
-    report = next(run_ensemble(detectors, [path], options=options, method=method))
+    key = key or file_key(path, job.key_mode)  # taken before analysis: a change during it triggers a rerun
+    report = next(run_ensemble(detectors, [path], options=job.options, method=job.method))
     return {**report.to_dict(), "file_key": key}
 
 
 # --------------------------------------------------------------------------- output
-def _prepare_output(out: Path, resume: bool, paths: list[str], current: Callable[[str, dict], bool]) -> dict[str, dict]:
-    """Repair/compact the output and return ``{path: line}`` of the lines a resumed run reuses.
+def _prepare_output(out: Path, resume: bool, paths: list[str], current: Callable[[str, dict], bool]) -> dict[str, tuple]:
+    """Repair/compact the output; return ``{path: _brief(line)}`` for the lines a resumed run reuses.
 
-    Lines for the inputs that are not ``current`` (or repeat a path) are dropped so that the
-    file keeps one line per input; lines for other files are kept untouched.
+    Lines for inputs that are not ``current`` (or repeat a path) are dropped so that the file
+    keeps one line per input; lines for other files stay. Streams: outputs can be large.
     """
     out.parent.mkdir(parents=True, exist_ok=True)
     if not resume or not out.exists():
         out.write_bytes(b"")
         return {}
-    data = out.read_bytes()
-    end = data.rfind(b"\n") + 1
-    wanted, keep, kept, dirty = set(paths), [], {}, False
-    if end < len(data):
-        log.warning("cutting off a partial last line (interrupted run?)", output=str(out), bytes=len(data) - end)
-    for raw in data[:end].splitlines(keepends=True):
-        try:
-            line = json.loads(raw)
-            path = line["file_key"]["path"]
-        except (ValueError, KeyError, TypeError):
-            log.warning("dropping an unreadable line", output=str(out), line=raw[:80])
-            dirty = True
-            continue
-        if path in wanted:
-            if path in kept or not current(path, line):
-                dirty = True  # a duplicate, or stale (file changed, other detectors): redone below
+    wanted, kept, drop, end = set(paths), {}, set(), 0
+    with out.open("rb") as fh:
+        for i, raw in enumerate(fh):
+            if not raw.endswith(b"\n"):
+                log.warning("cutting off a partial last line (interrupted run?)", output=str(out), bytes=len(raw))
+                break
+            end += len(raw)
+            try:
+                line = json.loads(raw)
+                path = line["file_key"]["path"]
+            except (ValueError, KeyError, TypeError):
+                log.warning("dropping an unreadable line", output=str(out), line=i + 1)
+                drop.add(i)
                 continue
-            kept[path] = line
-        keep.append(raw)
-    if dirty:
+            if path in wanted:
+                if path in kept or not current(path, line):
+                    drop.add(i)  # a duplicate, or stale (file changed, other detectors): redone
+                    continue
+                kept[path] = _brief(line)
+    if drop:
         tmp = out.with_name(out.name + ".tmp")
-        with tmp.open("wb") as fh:
-            fh.writelines(keep)
-            fh.flush()
-            os.fsync(fh.fileno())
+        with out.open("rb") as src, tmp.open("wb") as dst:
+            dst.writelines(raw for i, raw in enumerate(src) if i not in drop and raw.endswith(b"\n"))
+            dst.flush()
+            os.fsync(dst.fileno())
         os.replace(tmp, out)
-    elif end < len(data):
+    elif end < out.stat().st_size:
         os.truncate(out, end)
     return kept
 
@@ -246,7 +256,7 @@ class _Writer:
         from tqdm.auto import tqdm
 
         show = sys.stderr.isatty() if progress is None else progress
-        self.fh = path.open("ab", buffering=0)
+        self.fh = path.open("ab")
         self.bar = tqdm(total=total, unit="file", file=sys.stderr, disable=not show, dynamic_ncols=True)
         self.count = 0
 
@@ -266,7 +276,8 @@ class _Writer:
 def scan(inputs: Iterable[str | os.PathLike], models: Sequence[ModelSpec], output: str | os.PathLike, *,
          load_kwargs: dict[str, Any] | None = None, options: dict[str, dict[str, Any]] | None = None,
          resume: bool = True, key: str = "stat", backend: str = "local", ray_address: str | None = None,
-         progress: bool | None = None, workers: int = 2, method: str = "mean", include_audio: bool = False,
+         progress: bool | None = None, workers: int = 2, method: str = "mean", recursive: bool = True,
+         include_audio: bool = False,
          model_load_kwargs: dict[str, dict[str, Any]] | None = None,
          ray_actor_options: dict[str, Any] | None = None) -> ScanSummary:
     """Analyse every discovered file with every model into ``output`` (JSONL); see the module docstring.
@@ -282,14 +293,19 @@ def scan(inputs: Iterable[str | os.PathLike], models: Sequence[ModelSpec], outpu
         raise InvalidOptionsError(f"unknown backend {backend!r}", hint="use 'local' or 'ray'")
     if not models:
         raise InvalidOptionsError("no models given")
-    paths = [str(p) for p in discover(inputs, include_audio=include_audio)]
+    paths = [str(p) for p in discover(inputs, recursive=recursive, include_audio=include_audio)]
     out = Path(output).expanduser().resolve()
     if str(out) in paths:
         raise InvalidOptionsError(f"the output {out} is also an input")
     ids = [_card_id(m) for m in models]
+    if len(set(ids)) != len(ids):
+        raise InvalidOptionsError(f"a detector is listed twice: {ids}")
     opts = _normalise_options(options, ids)
-    if backend == "ray":
-        _require_ray()
+    for spec, cid in zip(models, ids):  # a bad option fails now, before the output is touched
+        parse_options((type(spec) if isinstance(spec, Detector) else detector_class(spec)).Options, cid, opts.get(cid, {}))
+    specs = _ray_specs(models) if backend == "ray" else []
+    job = _Job(key, opts, method, dict(load_kwargs or {}), dict(model_load_kwargs or {}))
+    workers = max(1, workers)
     keys: dict[str, dict] = {}  # taken here only for files that have a line; the others' in the workers
 
     def current(path: str, line: dict) -> bool:
@@ -299,23 +315,23 @@ def scan(inputs: Iterable[str | os.PathLike], models: Sequence[ModelSpec], outpu
 
     kept = _prepare_output(out, resume, paths, current)
     todo = [(p, keys.get(p)) for p in paths if p not in kept]
-    statuses = Counter(line_status(line) for line in kept.values())
-    codes = Counter(c for line in kept.values() for c in _codes(line))
+    statuses = Counter(status for status, _ in kept.values())
+    codes = Counter(c for _, cs in kept.values() for c in cs)
     summary = ScanSummary(total=len(paths), skipped_resumed=len(kept), output=str(out), models=ids, backend=backend)
     log.info("scan starting", files=len(paths), resumed=len(kept), todo=len(todo), models=ids, backend=backend)
     writer = _Writer(out, progress, len(todo)) if todo else None
 
     def emit(line: dict[str, Any]) -> None:
         writer.write(line)
-        statuses[line_status(line)] += 1
-        codes.update(_codes(line))
+        status, cs = _brief(line)
+        statuses[status] += 1
+        codes.update(cs)
 
     try:
         if todo and backend == "local":
-            _run_local(models, todo, key, opts, method, load_kwargs, model_load_kwargs, workers, emit)
+            _run_local(models, todo, job, workers, emit)
         elif todo:
-            _run_ray(models, todo, key, opts, method, load_kwargs, model_load_kwargs, workers, emit,
-                     ray_address, ray_actor_options)
+            _run_ray(specs, todo, job, workers, emit, ray_address, ray_actor_options)
     except KeyboardInterrupt:
         summary.interrupted = True
         log.warning("scan interrupted; rerun the same command to resume", output=str(out))
@@ -330,17 +346,15 @@ def scan(inputs: Iterable[str | os.PathLike], models: Sequence[ModelSpec], outpu
     return summary
 
 
-def _run_local(models, todo, key_mode, opts, method, load_kwargs, model_load_kwargs, workers, emit) -> None:
+def _run_local(models, todo, job: _Job, workers: int, emit) -> None:
     """Thread pool; a bounded window of futures is consumed in input order."""
-    detectors = load_detectors(models, load_kwargs, model_load_kwargs)
-    for d in detectors:
-        d.parse_options(**opts.get(d.card.id, {}))  # a bad option fails now, not once per file
-    pool = cf.ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="forensics-scan")
+    detectors = load_detectors(models, job.load_kwargs, job.model_load_kwargs)
+    pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="forensics-scan")
     window: deque[cf.Future] = deque()
     try:
         for path, k in todo:
-            window.append(pool.submit(_process, detectors, path, k, key_mode, opts, method))
-            while len(window) >= 2 * max(1, workers):
+            window.append(pool.submit(_process, detectors, path, k, job))
+            while len(window) >= 2 * workers:
                 emit(window.popleft().result())
         while window:
             emit(window.popleft().result())
@@ -349,19 +363,17 @@ def _run_local(models, todo, key_mode, opts, method, load_kwargs, model_load_kwa
             emit(window.popleft().result())
         raise
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False, cancel_futures=True)  # running files finish; the process waits for them
 
 
 # --------------------------------------------------------------------------- ray
 class _RayScanWorker:
     """Ray actor body: loads the models once, then turns paths into lines."""
 
-    def __init__(self, specs, key_mode, opts, method, load_kwargs, model_load_kwargs):
-        self.args, self.error = (key_mode, opts, method), None
+    def __init__(self, specs: list[str], job: _Job):
+        self.job, self.error = job, None
         try:
-            self.detectors = load_detectors(specs, load_kwargs, model_load_kwargs)
-            for d in self.detectors:
-                d.parse_options(**opts.get(d.card.id, {}))
+            self.detectors = load_detectors(specs, job.load_kwargs, job.model_load_kwargs)
         except ForensicsError as exc:  # returned as data: our exceptions do not all pickle
             self.error = {**exc.to_dict(), "exit_code": exc.exit_code}
 
@@ -369,52 +381,56 @@ class _RayScanWorker:
         return self.error
 
     def process(self, path: str, key: dict | None) -> dict[str, Any]:
-        return _process(self.detectors, path, key, *self.args)
+        return _process(self.detectors, path, key, self.job)
 
 
-def _require_ray():
+def _ray_specs(models: Sequence[ModelSpec]) -> list[str]:
+    """Actors are other processes: they get what they can import (ids, ``module:Class``), never objects."""
     try:
-        import ray
+        import ray  # noqa: F401
     except ImportError:
         raise InvalidOptionsError("the ray backend needs Ray, which is not installed",
                                   hint="pip install 'forensics[ray]'") from None
-    return ray
+    if any(isinstance(m, Detector) for m in models):
+        raise InvalidOptionsError("backend='ray' cannot ship a loaded detector", hint="pass its id, its class or 'module:Class'")
+    return [m if isinstance(m, str) else f"{m.__module__}:{m.__qualname__}" for m in models]
 
 
 def _rebuild_error(info: dict[str, Any]) -> ForensicsError:
     from . import errors
 
-    cls = getattr(errors, info["type"], ForensicsError)
+    cls = getattr(errors, info["type"], None)
     cls = cls if isinstance(cls, type) and issubclass(cls, ForensicsError) else ForensicsError
-    err = cls.__new__(cls)
+    err = cls.__new__(cls)  # not cls(...): subclasses' __init__ signatures differ
     Exception.__init__(err, info["message"])
     err.message, err.hint, err.code, err.exit_code = info["message"], info.get("hint"), info["code"], info["exit_code"]
     return err
 
 
-def _run_ray(models, todo, key_mode, opts, method, load_kwargs, model_load_kwargs, workers, emit,
-             address, actor_options) -> None:
-    ray = _require_ray()
+def _run_ray(specs: list[str], todo, job: _Job, workers: int, emit, address: str | None, actor_options) -> None:
+    """An ``ActorPool``: each actor loads the models once; ``map`` yields lines in input order.
+
+    Ray hides GPUs from actors that reserve none, so unless ``actor_options`` says otherwise
+    (or the device is ``cpu``) the actors share the cluster's GPUs.
+    """
+    import ray
     from ray.util import ActorPool
 
-    specs = []
-    for m in models:  # actors run in other processes: pass what they can import, never loaded objects
-        if isinstance(m, Detector):
-            raise InvalidOptionsError(f"backend='ray' cannot ship a loaded detector ({m.card.id})",
-                                      hint="pass its id, its class or 'module:Class'")
-        specs.append(m if isinstance(m, str) else f"{m.__module__}:{m.__qualname__}")
     own = not ray.is_initialized()
     if own:
-        ray.init(address=address or None, include_dashboard=False, log_to_driver=True)
+        ray.init(address=address or None, include_dashboard=False)
     actors = []
     try:
-        cls = ray.remote(**{"num_cpus": 1, **(actor_options or {})})(_RayScanWorker)
-        actors = [cls.remote(specs, key_mode, opts, method, load_kwargs, model_load_kwargs) for _ in range(max(1, workers))]
+        resources = {"num_cpus": 1, **(actor_options or {})}
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if "num_gpus" not in resources and gpus and job.load_kwargs.get("device", "auto") != "cpu":
+            resources["num_gpus"] = min(1.0, gpus / workers)
+        actor_cls = ray.remote(**resources)(_RayScanWorker)
+        actors = [actor_cls.remote(specs, job) for _ in range(workers)]
         for err in ray.get([a.ready.remote() for a in actors]):
             if err:
                 raise _rebuild_error(err)
-        pool = ActorPool(actors)
-        for line in pool.map(lambda a, item: a.process.remote(*item), todo):  # results come in input order
+        for line in ActorPool(actors).map(lambda a, item: a.process.remote(*item), todo):
             emit(line)
     finally:
         for a in actors:
@@ -426,8 +442,8 @@ def _run_ray(models, todo, key_mode, opts, method, load_kwargs, model_load_kwarg
 # --------------------------------------------------------------------------- evaluate
 def read_lines(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The complete lines of a scan output (a partial last line is ignored)."""
-    data = Path(path).read_bytes()
-    return [json.loads(raw) for raw in data[: data.rfind(b"\n") + 1].splitlines() if raw.strip()]
+    with Path(path).open("rb") as fh:
+        return [json.loads(raw) for raw in fh if raw.endswith(b"\n") and raw.strip()]
 
 
 def row_for(line: dict[str, Any], detector: str | None = None) -> dict[str, Any]:
@@ -473,6 +489,11 @@ def evaluate(labels_source: str | os.PathLike, *, results: str | os.PathLike | N
         if summary.interrupted:
             raise KeyboardInterrupt  # do not report on a half-done scan
     lines = read_lines(results)
+    if detector not in (None, "combined"):
+        try:
+            detector = _card_id(detector)  # an alias names the same rows
+        except ForensicsError:
+            pass
     if detector not in (None, "combined") and not any(
             r["detector_id"].upper() == detector.upper() for line in lines for r in line.get("results", [])):
         raise InvalidOptionsError(f"no rows from detector {detector!r} in {results}")
