@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from forensics_core import DetectionResult, WeightsError
+from forensics_core import DetectionResult
 from lipfd_fixtures import V1
 
 pytestmark = pytest.mark.slow

@@ -187,7 +187,6 @@ def exit_code_for(rows: list[dict[str, Any]]) -> int:
 def analyze(paths, model_ids, weights, audio_path, device, precision, option_pairs, combine, as_json, output, quiet) -> None:
     """Analyse media files; one bad file never stops the others."""
     from . import get_detector
-    from .ensemble import combine as combine_rows
     from .ensemble import run_ensemble, run_one
 
     model_ids = list(dict.fromkeys(model_ids))

@@ -303,7 +303,9 @@ def scan(inputs: Iterable[str | os.PathLike], models: Sequence[ModelSpec], outpu
     opts = _normalise_options(options, ids)
     for spec, cid in zip(models, ids):  # a bad option fails now, before the output is touched
         parse_options((type(spec) if isinstance(spec, Detector) else detector_class(spec)).Options, cid, opts.get(cid, {}))
-    specs = _ray_specs(models) if backend == "ray" else []
+    if backend == "ray":
+        from .scanning_ray import ray_specs, run_ray
+    specs = ray_specs(models) if backend == "ray" else []
     job = _Job(key, opts, method, dict(load_kwargs or {}), dict(model_load_kwargs or {}))
     workers = max(1, workers)
     keys: dict[str, dict] = {}  # taken here only for files that have a line; the others' in the workers
@@ -331,7 +333,7 @@ def scan(inputs: Iterable[str | os.PathLike], models: Sequence[ModelSpec], outpu
         if todo and backend == "local":
             _run_local(models, todo, job, workers, emit)
         elif todo:
-            _run_ray(specs, todo, job, workers, emit, ray_address, ray_actor_options)
+            run_ray(specs, todo, job, workers, emit, ray_address, ray_actor_options)
     except KeyboardInterrupt:
         summary.interrupted = True
         log.warning("scan interrupted; rerun the same command to resume", output=str(out))
@@ -364,79 +366,6 @@ def _run_local(models, todo, job: _Job, workers: int, emit) -> None:
         raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # running files finish; the process waits for them
-
-
-# --------------------------------------------------------------------------- ray
-class _RayScanWorker:
-    """Ray actor body: loads the models once, then turns paths into lines."""
-
-    def __init__(self, specs: list[str], job: _Job):
-        self.job, self.error = job, None
-        try:
-            self.detectors = load_detectors(specs, job.load_kwargs, job.model_load_kwargs)
-        except ForensicsError as exc:  # returned as data: our exceptions do not all pickle
-            self.error = {**exc.to_dict(), "exit_code": exc.exit_code}
-
-    def ready(self) -> dict | None:
-        return self.error
-
-    def process(self, path: str, key: dict | None) -> dict[str, Any]:
-        return _process(self.detectors, path, key, self.job)
-
-
-def _ray_specs(models: Sequence[ModelSpec]) -> list[str]:
-    """Actors are other processes: they get what they can import (ids, ``module:Class``), never objects."""
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        raise InvalidOptionsError("the ray backend needs Ray, which is not installed",
-                                  hint="pip install 'forensics[ray]'") from None
-    if any(isinstance(m, Detector) for m in models):
-        raise InvalidOptionsError("backend='ray' cannot ship a loaded detector", hint="pass its id, its class or 'module:Class'")
-    return [m if isinstance(m, str) else f"{m.__module__}:{m.__qualname__}" for m in models]
-
-
-def _rebuild_error(info: dict[str, Any]) -> ForensicsError:
-    from . import errors
-
-    cls = getattr(errors, info["type"], None)
-    cls = cls if isinstance(cls, type) and issubclass(cls, ForensicsError) else ForensicsError
-    err = cls.__new__(cls)  # not cls(...): subclasses' __init__ signatures differ
-    Exception.__init__(err, info["message"])
-    err.message, err.hint, err.code, err.exit_code = info["message"], info.get("hint"), info["code"], info["exit_code"]
-    return err
-
-
-def _run_ray(specs: list[str], todo, job: _Job, workers: int, emit, address: str | None, actor_options) -> None:
-    """An ``ActorPool``: each actor loads the models once; ``map`` yields lines in input order.
-
-    Ray hides GPUs from actors that reserve none, so unless ``actor_options`` says otherwise
-    (or the device is ``cpu``) the actors share the cluster's GPUs.
-    """
-    import ray
-    from ray.util import ActorPool
-
-    own = not ray.is_initialized()
-    if own:
-        ray.init(address=address or None, include_dashboard=False)
-    actors = []
-    try:
-        resources = {"num_cpus": 1, **(actor_options or {})}
-        gpus = ray.cluster_resources().get("GPU", 0)
-        if "num_gpus" not in resources and gpus and job.load_kwargs.get("device", "auto") != "cpu":
-            resources["num_gpus"] = min(1.0, gpus / workers)
-        actor_cls = ray.remote(**resources)(_RayScanWorker)
-        actors = [actor_cls.remote(specs, job) for _ in range(workers)]
-        for err in ray.get([a.ready.remote() for a in actors]):
-            if err:
-                raise _rebuild_error(err)
-        for line in ActorPool(actors).map(lambda a, item: a.process.remote(*item), todo):
-            emit(line)
-    finally:
-        for a in actors:
-            ray.kill(a)
-        if own:
-            ray.shutdown()
 
 
 # --------------------------------------------------------------------------- evaluate
