@@ -212,3 +212,17 @@ def test_cli_exit_codes(tmp_path, media_corpus, testing_site):
     rows = [json.loads(line) for line in batch.stdout.splitlines()]
     assert [r["status"] for r in rows] == ["ok", "error", "ok"] and batch.returncode == 3
 
+
+
+def test_cli_json_logs_on_stderr_result_in_output_file(tmp_path, media_corpus, testing_site):
+    out_file = tmp_path / "out" / "result.json"
+    out_file.parent.mkdir()
+    run = run_cli("--log-format", "json", "--log-level", "info", "analyze", str(media_corpus["good"]),
+                  "--model", "FAKE-VISUAL", "--json", "--output", str(out_file), env={"PYTHONPATH": testing_site})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout == ""
+    assert json.loads(out_file.read_text())["status"] == "ok"
+    assert os.listdir(out_file.parent) == ["result.json"]  # written atomically, no temp file left
+    lines = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    analyzed = [entry for entry in lines if entry.get("event") == "analyzed"]
+    assert analyzed and analyzed[0]["detector_id"] == "FAKE-VISUAL" and analyzed[0]["media_path"] == str(media_corpus["good"])
