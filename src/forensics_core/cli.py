@@ -159,7 +159,7 @@ def _format_row(row: dict[str, Any]) -> str:
 
 
 def exit_code_for(rows: list[dict[str, Any]]) -> int:
-    """4 if any model/weights error, else 3 if any media error (or a file no detector could judge), else 1 for other errors."""
+    """4 if any model/weights error, else 3 if any media error, else 2 for invalid options or settings, else 1."""
     from .errors import MEDIA_ERROR_CODES
 
     codes = [r["error"]["code"] for r in rows if r["status"] == "error"]
@@ -167,6 +167,8 @@ def exit_code_for(rows: list[dict[str, Any]]) -> int:
         return EXIT_MODEL
     if any(c in MEDIA_ERROR_CODES for c in codes):
         return EXIT_MEDIA
+    if "invalid_options" in codes:
+        return EXIT_USAGE
     if codes:
         return EXIT_OTHER
     return EXIT_OK

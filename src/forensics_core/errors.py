@@ -101,7 +101,7 @@ MEDIA_ERROR_CODES: dict[str, tuple[str, str]] = {
     "too_short": ("The media is shorter than the detector's minimum.", "Pass a longer clip, or lower window_len/n_extract where the detector allows it."),
     "decode_failed": ("A decoder failed while reading the media (corrupt or truncated file).", "Check that the file plays; re-encode it with ffmpeg if it is damaged."),
     "stream_mismatch": ("The audio and video streams are inconsistent (e.g. the audio is far shorter than the video).", "Check the file; pass allow_stream_mismatch=true to analyse it anyway."),
-    "file_too_large": ("The file is larger than the configured limit.", "Raise FORENSICS_MAX_FILE_MB or the max_file_mb setting."),
+    "file_too_large": ("The file is larger than the configured limit.", "Raise FORENSICS_MAX_FILE_MB (MiB; 0 means no limit)."),
     "duration_exceeds_limit": ("The media is longer than the configured limit.", "Raise FORENSICS_MAX_DURATION_S, or trim the media."),
     "resolution_exceeds_limit": ("The video frame is larger than the configured limit.", "Raise FORENSICS_MAX_PIXELS, or downscale the video."),
     "decode_timeout": ("A decoding subprocess ran past its time limit.", "Raise FORENSICS_DECODE_TIMEOUT_S, or check the file for damage."),

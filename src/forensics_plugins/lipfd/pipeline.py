@@ -88,16 +88,28 @@ def prepare(path: os.PathLike | str, options: LipFDOptions, limits=None) -> Prep
         info = probe(path, limits=limits)
     if not info.has_video:
         raise MediaProcessingError("no_video_stream", f"{path}: no video stream; LipFD compares lip movement with speech", path=path)
+    if info.still_image:
+        # before the audio check: with a separate WAV a single picture would still be too short
+        raise MediaProcessingError("too_short", f"{path}: a single still image; LipFD needs at least window_len + 1 = {L + 1} video frames", path=path)
     if options.audio_path is None and not info.has_audio:
         raise MediaProcessingError("no_audio_track", f"{path}: no audio track; LipFD needs the speech that goes with the lips", path=path)
 
-    with FrameReader(path) as reader:
+    with stage("open"):  # mkv, webm, ts ...: OpenCV's frame count is an estimate; packets are counted (video.py)
+        reader = FrameReader(path, info=info, limits=limits)
+    with reader:
         fps = reader.fps or (info.fps or 0.0)
         frame_count = reader.frame_count
         if frame_count <= 0:
             with stage("frame_count"):
                 frame_count = reader.count_frames(limit=int((limits.max_duration_s or 4 * 3600) * max(fps, 1) * 2))
             warnings.append("the container stores no frame count; it was counted by decoding")
+            reader.frame_count_source = "decoded"
+            if limits.max_duration_s is not None and fps > 0 and frame_count / fps > limits.max_duration_s:
+                raise MediaProcessingError(
+                    "duration_exceeds_limit",
+                    f"{path}: the video lasts at least {frame_count / fps:.1f} s, over the limit of {limits.max_duration_s:g} s",
+                    path=path,
+                )
         if frame_count < L + 1:
             raise MediaProcessingError("too_short", f"{path}: {frame_count} frames; LipFD needs at least window_len + 1 = {L + 1}", path=path)
         starts = window_starts(frame_count, L, N)
@@ -124,5 +136,6 @@ def prepare(path: os.PathLike | str, options: LipFDOptions, limits=None) -> Prep
         resized = {i: resize_frame(f) for i, f in raw.items()}
         del raw
         images = [window_image(mel_rgba, [resized[s.start_frame + k] for k in range(L)], s) for s in spans]
-    media = {**info.to_dict(), "frame_count": frame_count, "fps": fps, "audio_seconds": audio_s}
+    media = {**info.to_dict(), "frame_count": frame_count, "frame_count_source": reader.frame_count_source,
+             "fps": fps, "audio_seconds": audio_s}
     return PreparedVideo(images, spans, frame_count, fps, audio_s, mel_rate, media, warnings, timings)

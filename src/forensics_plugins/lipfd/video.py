@@ -40,10 +40,26 @@ class FrameReadStats:
     notes: list[str] = field(default_factory=list)
 
 
-class FrameReader:
-    """OpenCV access to one video: frame count, fps, and the frames at given indices."""
+#: Demuxers whose headers store the video stream's frame count, which OpenCV reports as
+#: CAP_PROP_FRAME_COUNT. For every other container (Matroska/WebM, MPEG-TS, FLV, Ogg, raw
+#: streams ...) OpenCV reports ``round(duration * fps)`` from the *container* duration: an
+#: estimate that can exceed the real count (AAC priming, a longer audio track), so the last
+#: window would ask for frames that do not exist.
+COUNTED_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "avi"})
 
-    def __init__(self, path: os.PathLike | str):
+
+class FrameReader:
+    """OpenCV access to one video: frame count, fps, and the frames at given indices.
+
+    ``frame_count`` is the container's stored count for mp4/mov/avi (what the released
+    code reads); for other containers it is the number of video packets, counted by
+    demuxing without decoding (:func:`forensics_core.media.probe` with ``exact=True``,
+    which also applies the duration caps to the measured stream durations).
+    ``container_frame_count`` keeps OpenCV's own figure. ``info`` (a probe of ``path``)
+    and ``limits`` are optional; without ``info`` the file is probed here.
+    """
+
+    def __init__(self, path: os.PathLike | str, *, info=None, limits=None):
         import cv2
 
         self.path = os.fspath(path)
@@ -52,9 +68,33 @@ class FrameReader:
             if not self.cap.isOpened():
                 raise MediaProcessingError("decode_failed", f"{self.path}: OpenCV could not open the video stream", path=path)
             self.fps = float(self.cap.get(cv2.CAP_PROP_FPS)) or 0.0
-            self.frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
+            self.container_frame_count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        self.frame_count = self.container_frame_count
+        self.frame_count_source = "container"
         self.position = 0  # index of the next frame a read() returns
         self.stats = FrameReadStats()
+        try:
+            self._count_packets_if_estimated(info, limits)
+        except BaseException:
+            self.cap.release()
+            raise
+
+    def _count_packets_if_estimated(self, info, limits) -> None:
+        from forensics_core.media import probe
+
+        if info is None:
+            info = probe(self.path, limits=limits)
+        if info.format_name in COUNTED_FORMATS or info.still_image or not info.has_video:
+            return
+        exact = info if info.exact else probe(self.path, limits=limits, exact=True)
+        if exact.frame_count and exact.frame_count > 0:
+            if exact.frame_count != self.container_frame_count:
+                self.stats.notes.append(
+                    f"the container gives no frame count (OpenCV estimates {self.container_frame_count}); "
+                    f"{exact.frame_count} video packets counted"
+                )
+            self.frame_count = exact.frame_count
+            self.frame_count_source = "packets"
 
     def close(self) -> None:
         self.cap.release()
