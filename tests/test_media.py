@@ -407,3 +407,39 @@ def test_import_is_light() -> None:
     )
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     subprocess.run([sys.executable, "-c", code], check=True, env=env, timeout=60)
+
+
+def test_stream_parser_reads_ffmpeg4_and_ffmpeg9_layouts():
+    """ffmpeg 4 indents streams by four spaces, ffmpeg >= 5 by two (seen on a GPU machine with ffmpeg 4.2.2)."""
+    from forensics_core.media import _input_section, _streams
+
+    ffmpeg4 = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'file:/x/v1.mp4':
+  Metadata:
+    major_brand     : isom
+  Duration: 00:00:06.00, start: 0.000000, bitrate: 169 kb/s
+    Stream #0:0(und): Video: h264 (High) (avc1 / 0x31637661), yuv420p, 640x480, 95 kb/s, 25 fps, 25 tbr, 12800 tbn, 50 tbc (default)
+    Metadata:
+      handler_name    : VideoHandler
+    Stream #0:1(und): Audio: aac (LC) (mp4a / 0x6134706D), 16000 Hz, mono, fltp, 65 kb/s (default)
+    Metadata:
+      handler_name    : SoundHandler
+At least one output file must be specified
+"""
+    ffmpeg9 = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'file:/x/v1.mp4':
+  Metadata:
+    major_brand     : isom
+  Duration: 00:00:06.00, start: 0.000000, bitrate: 169 kb/s
+  Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p(progressive), 640x480, 95 kb/s, 25 fps, 25 tbr, 12800 tbn (default)
+    Metadata:
+      handler_name    : VideoHandler
+  Stream #0:1[0x2](und): Audio: aac (LC) (mp4a / 0x6134706D), 16000 Hz, mono, fltp, 65 kb/s (default)
+    Metadata:
+      handler_name    : SoundHandler
+"""
+    for text in (ffmpeg4, ffmpeg9):
+        fmt, section = _input_section(text)
+        head, streams = _streams(section)
+        assert fmt == "mov,mp4,m4a,3gp,3g2,mj2"
+        assert [(s.index, s.kind, s.codec) for s in streams] == [(0, "Video", "h264"), (1, "Audio", "aac")]
+        assert any("Duration" in line for line in head)
+        assert all("handler_name" not in line for line in head if line.startswith("      "))

@@ -432,7 +432,8 @@ class MediaInfo:
 # --------------------------------------------------------------------------- probe helpers
 
 _PLACEHOLDER = b"file:INPUT"
-_STREAM_RE = re.compile(r"^  Stream #(\d+):(\d+)(?:\[[^\]]*\])?(?:\(([^)]*)\))?: (\w+): ?(.*)$")
+#: ffmpeg >= 5 prints streams indented by two spaces, ffmpeg 4 by four (after ``Duration:``)
+_STREAM_RE = re.compile(r"^ {2}(?: {2})?Stream #(\d+):(\d+)(?:\[[^\]]*\])?(?:\(([^)]*)\))?: (\w+): ?(.*)$")
 _INPUT_RE = re.compile(r"^Input #0, (.+?), from '")
 _PROBE_SCORE_RE = re.compile(r"Format (\S+) probed with size=\d+ and score=(\d+)")
 _LOW_SCORE_RE = re.compile(r"Format (\S+) detected only with low score of (\d+)")
@@ -535,15 +536,15 @@ def _streams(section: list[str]) -> tuple[list[str], list[_Stream]]:
     current: list[str] | None = None
     skipping = False
     for line in section[1:]:
+        m = _STREAM_RE.match(line)
+        if m:  # a stream starts a block at any of the two indentations
+            current, skipping = [line], False
+            streams.append(_Stream(int(m.group(2)), m.group(4), m.group(5), current))
+            continue
         if line.startswith("  ") and not line.startswith("   "):
             current, skipping = None, False
             if line.startswith("  Stream group") or line.startswith("  Chapters:"):
                 skipping = True
-                continue
-            m = _STREAM_RE.match(line)
-            if m:
-                current = [line]
-                streams.append(_Stream(int(m.group(2)), m.group(4), m.group(5), current))
                 continue
             head.append(line)
         elif skipping:
