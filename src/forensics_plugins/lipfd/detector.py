@@ -58,20 +58,29 @@ class LipFDDetector(Detector):
             raise InvalidOptionsError("device 'cuda' requested but torch sees no CUDA device", hint="use --device cpu or auto")
         if threads:
             torch.set_num_threads(threads)
+        if precision == "bf16" and dev == "cpu":
+            try:
+                native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+            except (AttributeError, RuntimeError):
+                native = False
+            if not native:  # measured on an AVX2-only EPYC: about 10x slower than fp32 (docs/performance.md)
+                log.warning("bf16 on a CPU without AVX512-BF16/AMX is emulated and much slower than fp32; use fp32 here",
+                            detector_id=self.card.id)
         path = resolve_weights(self.card.id, self.card.weights, weights)
         state = to_model_keys(read_state_dict(path))
         with torch.device("meta"):  # no random initialisation, no second copy of the weights
             net = LipFDNet(arch)
         check_compatible(net, state, path)
         net.load_state_dict(state, strict=True, assign=True)
-        net.eval().requires_grad_(False)
+        net.prepare()  # eval, no grad, BatchNorm folded into the convolutions (in fp32, before any dtype change)
         if precision != "fp32":
             dtype = getattr(torch, DTYPES[precision])
             net.encoder.to(dtype)
             net.backbone.to(dtype)
             net.backbone.get_weight.float()  # the small heads stay in fp32
             net.backbone.fc.float()
-        net.backbone.to(memory_format=torch.channels_last)
+        if dev != "cpu" or precision != "fp32":  # the fused fp32 CPU path needs no weight copies
+            net.backbone.to(memory_format=torch.channels_last)
         self.net = net.to(dev)
         self.device, self.precision, self.weights_path = dev, precision, os.fspath(path)
         log.info("loaded", detector_id=self.card.id, device=dev, precision=precision, weights=self.weights_path)
@@ -117,18 +126,38 @@ class LipFDDetector(Detector):
         )
 
     def _infer(self, global_in, crops, chunk: int):
+        import ctypes
+        import sys
+
         import torch
 
-        net = self.net
+        net, dev = self.net, self.device
+        cuda = dev.startswith("cuda")
         timings = {}
         with self._infer_lock, torch.inference_mode():
-            t0 = time.perf_counter()
-            g = net.global_features(global_in.to(self.device, non_blocking=True))
-            t1 = time.perf_counter()
-            feats = net.crop_features(crops.to(self.device, non_blocking=True), chunk)
-            logits, weights = net.backbone.heads(feats, g)
-            logits, weights = logits.float().cpu().numpy(), weights.float().cpu().numpy()
-            t2 = time.perf_counter()
+            if sys.platform.startswith("linux"):  # hand the heap pages freed by decoding back before the forward
+                try:
+                    ctypes.CDLL(None).malloc_trim(0)
+                except (OSError, AttributeError):  # not glibc
+                    pass
+            # fp32 means fp32: no TF32 in cuDNN's convolutions (on by default) or cuBLAS
+            tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) if cuda and self.precision == "fp32" else None
+            if tf32:
+                torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+            try:
+                t0 = time.perf_counter()
+                g = net.global_features(global_in.to(dev, non_blocking=True))
+                del global_in  # the caller may hold it too; this frame does not need to
+                if cuda:
+                    torch.cuda.synchronize(dev)
+                t1 = time.perf_counter()
+                feats = net.crop_features(crops.to(dev, non_blocking=True), chunk)
+                logits, weights = net.backbone.heads(feats, g)
+                logits, weights = logits.float().cpu().numpy(), weights.float().cpu().numpy()
+                t2 = time.perf_counter()
+            finally:
+                if tf32:
+                    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
         timings["global_branch"], timings["region_branch"] = t1 - t0, t2 - t1
         return logits, weights, timings
 

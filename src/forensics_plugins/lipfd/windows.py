@@ -64,18 +64,27 @@ def _resize(x, size: int, antialias: bool):
 
 def window_tensors(images: list[np.ndarray], *, window_len: int, distinct_frame_crops: bool = False,
                    antialias: bool = False, face_crop=(28, 196), lip_crop=(61, 163)):
-    """(global input (B,3,1120,1120), crops (B,3 scales,L,3,224,224)), float32 BGR 0..255."""
+    """(global input (B,3,1120,1120), crops (B,3 scales,L,3,224,224)), float32 BGR 0..255.
+
+    One window at a time (its float copy is 30 MB, not the batch's 300 MB), and for the
+    crops only the columns they read; the values are those of resizing the whole batch
+    at once (same kernels, same layouts). ``global_in`` is channels-last in memory, as
+    a resize of the HWC image gives it; ``crops`` is contiguous.
+    """
     import torch
 
-    img = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float()  # (B,3,1000,500L), BGR
-    global_in = _resize(img, GLOBAL_SIZE, antialias)
-    bottom = img[:, :, FRAME_SIZE:]
+    B, L = len(images), window_len
     step = FRAME_SIZE if distinct_frame_crops else 1
-    full = torch.stack([_resize(bottom[:, :, :, i * step:i * step + FRAME_SIZE], CROP_SIZE, antialias) for i in range(window_len)], dim=1)
-    B = full.shape[0]
-    flat = full.reshape(B * window_len, 3, CROP_SIZE, CROP_SIZE)
+    cols = (L - 1) * step + FRAME_SIZE  # columns of the frame strip the full-scale crops read
     (f0, f1), (l0, l1) = face_crop, lip_crop
-    face = _resize(flat[:, :, f0:f1, f0:f1], CROP_SIZE, antialias).reshape_as(full)
-    lip = _resize(flat[:, :, l0:l1, l0:l1], CROP_SIZE, antialias).reshape_as(full)
-    crops = torch.stack([full, face, lip], dim=1)  # (B, 3 scales, L, 3, 224, 224)
+    global_in = torch.empty((B, 3, GLOBAL_SIZE, GLOBAL_SIZE), dtype=torch.float32, memory_format=torch.channels_last)
+    crops = torch.empty((B, 3, L, 3, CROP_SIZE, CROP_SIZE), dtype=torch.float32)
+    for b, image in enumerate(images):
+        img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]  # (1,3,1000,500L) uint8, HWC in memory
+        global_in[b] = _resize(img.float(), GLOBAL_SIZE, antialias)[0]
+        bottom = img[:, :, FRAME_SIZE:, :cols].float()
+        full = torch.cat([_resize(bottom[:, :, :, i * step:i * step + FRAME_SIZE], CROP_SIZE, antialias) for i in range(L)])
+        crops[b, 0] = full
+        crops[b, 1] = _resize(full[:, :, f0:f1, f0:f1], CROP_SIZE, antialias)
+        crops[b, 2] = _resize(full[:, :, l0:l1, l0:l1], CROP_SIZE, antialias)
     return global_in, crops
