@@ -30,6 +30,16 @@ DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 SCALES = ("full", "face", "lip")
 
 
+def cpu_has_native_bf16() -> bool:
+    """Does this CPU compute bf16 natively (AVX512-BF16 or AMX)? Without it bf16 is emulated: slow."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = set(next((line for line in fh if line.startswith("flags")), "").split())
+    except OSError:
+        return False
+    return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
 class LipFDDetector(Detector):
     card = builtin_manifest().card("LIPFD-V1")
     Options = LipFDOptions
@@ -56,6 +66,9 @@ class LipFDDetector(Detector):
             raise InvalidOptionsError("fp16 runs on CUDA only", hint="use --precision bf16 on the CPU")
         if dev.startswith("cuda") and not torch.cuda.is_available():
             raise InvalidOptionsError("device 'cuda' requested but torch sees no CUDA device", hint="use --device cpu or auto")
+        if precision == "bf16" and dev == "cpu" and not cpu_has_native_bf16():
+            log.warning("bf16 on a CPU without AVX512-BF16 or AMX is emulated and much slower than fp32 "
+                        "(about 8x measured on an AVX2 EPYC; docs/performance.md)", detector_id=self.card.id)
         if threads:
             torch.set_num_threads(threads)
         if precision == "bf16" and dev == "cpu":
