@@ -163,6 +163,9 @@ def run_measured(cmd: list[str], *, timeout: float) -> dict:
         os.killpg(proc.pid, 9)  # the wrapper and the measured process (its own session)
         out, err = proc.communicate()
         return {"ok": False, "error": f"timed out after {timeout:.0f} s", "stderr": err.decode(errors="replace")[-2000:]}
+    except BaseException:  # Ctrl-C: do not leave the measured process running in its own session
+        os.killpg(proc.pid, 9)
+        raise
     text = out.decode(errors="replace").rstrip()
     body, _, last = text.rpartition("\n")
     try:
