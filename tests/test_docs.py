@@ -76,9 +76,12 @@ def test_hook_register_detectors():
 
 
 def test_docs_example_plugin_installs_and_runs(tmp_path):
+    import shutil
+
     target = tmp_path / "site"
+    example = shutil.copytree(ROOT / "docs" / "examples" / "forensics-brightness", tmp_path / "example")  # builds write beside the sources
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-cache-dir",
-                    "--target", str(target), str(ROOT / "docs" / "examples" / "forensics-brightness")],
+                    "--target", str(target), str(example)],
                    check=True, capture_output=True, timeout=300, cwd=tmp_path)
     env = {**os.environ, "PYTHONPATH": str(target)}
     models = subprocess.run([sys.executable, "-m", "forensics_core", "models", "--json"], capture_output=True, text=True, env=env, timeout=120)
