@@ -22,12 +22,11 @@ from forensics_core.results import DetectionResult, label_for
 
 from .options import LipFDOptions
 from .pipeline import StageTimer, prepare
-from .windows import window_tensors
+from .windows import SCALES, window_tensors
 
 log = get_logger("forensics.lipfd")
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-SCALES = ("full", "face", "lip")
 
 
 def cpu_has_native_bf16() -> bool:

@@ -20,7 +20,6 @@ import torch.nn.functional as F
 from torch import nn
 
 CLIP_CONFIGS = {"ViT-L/14": "ViT-L-14-quickgelu", "ViT-B/32": "ViT-B-32-quickgelu", "ViT-B/16": "ViT-B-16-quickgelu"}
-SCALES = ("full", "face", "lip")
 
 
 def build_clip_image_tower(arch: str = "ViT-L/14") -> tuple[nn.Module, int]:

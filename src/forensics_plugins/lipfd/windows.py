@@ -15,6 +15,8 @@ import numpy as np
 from .video import FRAME_SIZE
 
 GLOBAL_SIZE = 1120
+#: the three crop scales, in the order of the crops tensor and of the region weights
+SCALES = ("full", "face", "lip")
 CROP_SIZE = 224
 
 
