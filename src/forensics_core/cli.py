@@ -255,15 +255,9 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
     sys.exit(exit_code_for(rows))
 
 
-def _attach_optional_commands() -> None:
-    try:
-        from .cli_scan import evaluate_command, scan_command
-    except ImportError:  # pragma: no cover - during development only
-        return
-    main.add_command(scan_command, "scan")
-    main.add_command(evaluate_command, "evaluate")
+from .cli_scan import evaluate_command, scan_command  # noqa: E402 - they import helpers from this module
 
-
-_attach_optional_commands()
+main.add_command(scan_command, "scan")
+main.add_command(evaluate_command, "evaluate")
 
 __all__ = ["main", "EXIT_USAGE"]

@@ -123,7 +123,7 @@ class MediaProcessingError(ForensicsError):
         return {**super().to_dict(), "path": self.path}
 
 
-def _is_decoder_exception(exc: BaseException) -> bool:
+def is_decoder_exception(exc: BaseException) -> bool:
     """True for the exceptions that media libraries raise on bad input."""
     if isinstance(exc, (OSError, EOFError)):
         return True
@@ -149,7 +149,3 @@ def reading_media(path: str | os.PathLike | None) -> Iterator[None]:
         raise
     except Exception as exc:  # noqa: BLE001 - the point is to map everything a decoder throws
         raise as_media_error(exc, path) from exc
-
-
-def is_decoder_exception(exc: BaseException) -> bool:
-    return _is_decoder_exception(exc)
