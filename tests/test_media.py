@@ -411,7 +411,7 @@ def test_import_is_light() -> None:
 
 def test_stream_parser_reads_ffmpeg4_and_ffmpeg9_layouts():
     """ffmpeg 4 indents streams by four spaces, ffmpeg >= 5 by two (seen on a GPU machine with ffmpeg 4.2.2)."""
-    from forensics_core.media import _input_section, _streams
+    from forensics_core.media.streams import _input_section, _streams
 
     ffmpeg4 = """Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'file:/x/v1.mp4':
   Metadata:

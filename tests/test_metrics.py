@@ -14,9 +14,9 @@ import pytest
 
 sk = pytest.importorskip("sklearn.metrics")
 
-from forensics_core import metrics as m  # noqa: E402
+from forensics_core.batch import metrics as m  # noqa: E402
 from forensics_core.errors import InvalidOptionsError  # noqa: E402
-from forensics_core.evaluation import EvaluationReport, evaluate_rows, load_labels, write_report  # noqa: E402
+from forensics_core.batch.evaluate import EvaluationReport, evaluate_rows, load_labels, write_report  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -23,7 +23,8 @@ import pytest
 
 from forensics_core import media
 from forensics_core.errors import InvalidOptionsError
-from forensics_core.scanning import discover, evaluate, file_key, read_lines, scan
+from forensics_core.batch.evaluate import evaluate
+from forensics_core.batch.scan import discover, file_key, read_lines, scan
 from forensics_core.testing import AudioFakeDetector, FakeDetector, registered
 from media_corpus import ffmpeg
 from media_fixtures import make_clip
@@ -273,7 +274,7 @@ def test_evaluate_matches_sklearn_on_the_jsonl_scores(labelled, tmp_path):
 CLI_MODULE = '''
 import sys, time
 import click
-from forensics_core.cli_scan import evaluate_command, scan_command
+from forensics_core.cli.batch import evaluate_command, scan_command
 from forensics_core.testing import AudioFakeDetector, FakeDetector, registered
 
 class SlowFake(FakeDetector):

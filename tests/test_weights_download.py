@@ -149,7 +149,7 @@ def home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def drive(server, monkeypatch):
-    monkeypatch.setattr(W, "DRIVE_DOWNLOAD_URL", server.base + "/drive/download")
+    monkeypatch.setattr(W.fetch, "DRIVE_DOWNLOAD_URL", server.base + "/drive/download")
     return server
 
 

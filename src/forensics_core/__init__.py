@@ -74,14 +74,14 @@ def probe(path: str | os.PathLike):
 
 
 def scan(*args: Any, **kwargs: Any):
-    """Scan files or folders with one or more detectors. See :func:`forensics_core.scanning.scan`."""
-    from .scanning import scan as _scan
+    """Scan files or folders with one or more detectors. See :func:`forensics_core.batch.scan.scan`."""
+    from .batch.scan import scan as _scan
 
     return _scan(*args, **kwargs)
 
 
 def evaluate(*args: Any, **kwargs: Any):
-    """Evaluate detectors on labelled media. See :func:`forensics_core.scanning.evaluate`."""
-    from .scanning import evaluate as _evaluate
+    """Evaluate detectors on labelled media. See :func:`forensics_core.batch.evaluate.evaluate`."""
+    from .batch.evaluate import evaluate as _evaluate
 
     return _evaluate(*args, **kwargs)

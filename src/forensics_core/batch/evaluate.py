@@ -5,7 +5,7 @@ video, and rows can refer to videos that have no label (or labels can lack a
 row). Dropping those silently inflates metrics, so every row lands in exactly
 one bucket (ok / abstained / error / unlabeled / invalid / duplicate), every
 label without a row is listed as missing, and the report shows coverage next
-to the metrics. Metrics are computed from scores by :mod:`forensics_core.metrics`.
+to the metrics. Metrics are computed from scores by :mod:`forensics_core.batch.metrics`.
 
 Paths are compared as resolved absolute strings (``Path.resolve()``, so
 symlinks are followed); a relative ``media_path`` in a row is resolved against
@@ -16,15 +16,17 @@ from __future__ import annotations
 import csv
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel
 
-from forensics_core import metrics
-from forensics_core.errors import InvalidOptionsError
+from ..errors import ForensicsError, InvalidOptionsError
+from . import metrics
+from .scan import read_lines, scan
+from .worker import ModelSpec, _card_id
 
 MEDIA_EXTENSIONS = frozenset(
     {".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
@@ -121,7 +123,7 @@ class InvalidRow(BaseModel):
 
 
 class MetricSummary(BaseModel):
-    """The output of :func:`forensics_core.metrics.summarize` (rates in [0, 1], None if undefined)."""
+    """The output of :func:`forensics_core.batch.metrics.summarize` (rates in [0, 1], None if undefined)."""
     n: int
     n_real: int
     n_fake: int
@@ -378,3 +380,57 @@ def write_report(report: EvaluationReport, out_dir: str | os.PathLike[str]) -> d
     _plot(report, "roc", paths["roc"])
     _plot(report, "pr", paths["pr"])
     return paths
+
+
+def row_for(line: dict[str, Any], detector: str | None = None) -> dict[str, Any]:
+    """The row :func:`evaluate_rows` scores for one scan line.
+
+    ``detector``: a detector id, or ``"combined"``; by default the only detector's
+    row, or the combined verdict when the line has several detectors.
+    """
+    results = line.get("results", [])
+    if (detector is None and len(results) == 1) or detector not in (None, "combined"):
+        want = results[0]["detector_id"] if detector is None else detector
+        for r in results:
+            if r["detector_id"].upper() == want.upper():
+                return r
+        return {"media_path": line["media_path"], "status": "error", "detector_id": want,
+                "error": {"code": "not_run", "message": f"{want} has no row for this file"}}
+    comb = line["combined"]
+    row = {"media_path": line["media_path"], "detector_id": f"combined:{comb['method']}", "windows": []}
+    if comb["status"] == "ok":
+        return {**row, "status": "ok", "score": comb["score"]}
+    errors = [r for r in results if r.get("status") == "error"]
+    if errors and len(errors) == len(results):
+        return {**row, "status": "error", "error": errors[0]["error"]}
+    return {**row, "status": "abstained", "abstain_reason": comb.get("reason")}
+
+
+def evaluate(labels_source: str | os.PathLike, *, results: str | os.PathLike | None = None,
+             inputs: Iterable[str | os.PathLike] | None = None, models: Sequence[ModelSpec] | None = None,
+             output_dir: str | os.PathLike, threshold: float = 0.5, detector: str | None = None,
+             **scan_kwargs: Any):
+    """Score a scan against labels and write ``report.json``/``.md``/plots into ``output_dir``.
+
+    Without ``results``, the labelled files (or ``inputs``) are first scanned into
+    ``output_dir/results.jsonl`` (resumable, so a rerun only evaluates again).
+    """
+    labels = load_labels(labels_source)
+    if results is None:
+        results = Path(output_dir) / "results.jsonl"
+        summary = scan(list(inputs) if inputs is not None else sorted(labels), list(models or ["LIPFD-V1"]), results,
+                       **scan_kwargs)
+        if summary.interrupted:
+            raise KeyboardInterrupt  # do not report on a half-done scan
+    lines = read_lines(results)
+    if detector not in (None, "combined"):
+        try:
+            detector = _card_id(detector)  # an alias names the same rows
+        except ForensicsError:
+            pass
+    if detector not in (None, "combined") and not any(
+            r["detector_id"].upper() == detector.upper() for line in lines for r in line.get("results", [])):
+        raise InvalidOptionsError(f"no rows from detector {detector!r} in {results}")
+    report = evaluate_rows([row_for(line, detector) for line in lines], labels, threshold=threshold)
+    write_report(report, output_dir)
+    return report

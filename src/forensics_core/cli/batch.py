@@ -1,9 +1,8 @@
-"""``forensics scan`` and ``forensics evaluate``: thin click wrappers over :mod:`forensics_core.scanning`.
+"""``forensics scan`` and ``forensics evaluate``: thin click wrappers over :mod:`forensics_core.batch`.
 
-Kept apart from ``cli.py`` so that the main CLI stays small and imports stay lazy;
-``cli.py`` attaches these with ``main.add_command``. Helpers shared with
-``forensics analyze`` (option parsing, error printing, exit codes) are imported from
-``cli.py`` inside the commands, never at module level, which would be a circular import.
+Helpers shared with ``forensics analyze`` (option parsing, error printing, exit codes)
+come from :mod:`.common`; the scanning machinery is imported inside the commands, so
+``forensics --help`` stays fast.
 The summary goes to stdout (JSON with ``--json``); logs and the progress bar to stderr.
 Exit codes: 0 all ok, 1 other, 2 usage, 3 some media errors, 4 model/weights errors, 130 interrupted.
 """
@@ -16,6 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 import click
+
+from ..errors import EXIT_MEDIA, EXIT_OK, EXIT_OTHER, ForensicsError
+from .common import _fail, exit_code_for, parse_option_pairs
 
 EXIT_INTERRUPTED = 130
 
@@ -47,8 +49,6 @@ def _common_options(fn: Callable) -> Callable:
 
 def _scan_kwargs(models: list[str], weights, device, precision, option_pairs, key, resume, workers, backend,
                  address, method, include_audio, quiet) -> dict[str, Any]:
-    from .cli import parse_option_pairs
-
     if weights and len(models) > 1:
         raise click.UsageError("--weights applies to a single --model")
     load_kwargs: dict[str, Any] = {"device": device, "precision": precision}
@@ -61,9 +61,6 @@ def _scan_kwargs(models: list[str], weights, device, precision, option_pairs, ke
 
 def _guarded(fn: Callable[[], int]) -> None:
     """Run a command body; map errors to the documented exit codes."""
-    from .cli import _fail
-    from .errors import EXIT_OTHER, ForensicsError
-
     try:
         code = fn()
     except ForensicsError as exc:
@@ -74,7 +71,7 @@ def _guarded(fn: Callable[[], int]) -> None:
     except (click.ClickException, click.exceptions.Exit):
         raise
     except Exception as exc:  # noqa: BLE001 - a clean message and exit 1, the traceback in the log
-        from .logs import get_logger
+        from ..logs import get_logger
 
         get_logger("forensics.cli").error("command failed", error=repr(exc), exc_info=True)
         click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
@@ -83,8 +80,6 @@ def _guarded(fn: Callable[[], int]) -> None:
 
 
 def _summary_exit_code(summary) -> int:
-    from .cli import exit_code_for
-
     if summary.interrupted:
         return EXIT_INTERRUPTED
     return exit_code_for([{"status": "error", "error": {"code": c}} for c in summary.error_codes])
@@ -103,7 +98,7 @@ def scan_command(inputs, models, output, as_json, **kwargs) -> None:
     Rerunning the same command skips the files already done (Ctrl-C is safe).
     """
     def body() -> int:
-        from .scanning import scan
+        from ..batch.scan import scan
 
         models_ = list(dict.fromkeys(models))
         summary = scan(list(inputs), models_, output, **_scan_kwargs(models_, **kwargs))
@@ -137,7 +132,7 @@ def evaluate_command(labels, results, output_dir, models, threshold, detector, a
     def body() -> int:
         from pathlib import Path
 
-        from .scanning import evaluate
+        from ..batch.evaluate import evaluate
 
         models_ = list(dict.fromkeys(models or ("LIPFD-V1",)))
         scan_kwargs = {} if results else _scan_kwargs(models_, **kwargs)
@@ -157,8 +152,6 @@ def evaluate_command(labels, results, output_dir, models, threshold, detector, a
             click.echo(f"ROC AUC {fmt(video.roc_auc)}  AP {fmt(video.ap)}  accuracy {fmt(video.acc)}  "
                        f"balanced {fmt(video.balanced_acc)}  EER {fmt(video.eer)}  at threshold {threshold}")
             click.echo(f"report: {Path(output_dir).resolve() / 'report.md'}")
-        from .errors import EXIT_MEDIA, EXIT_OK
-
         return EXIT_MEDIA if report.counts.error else EXIT_OK
 
     _guarded(body)

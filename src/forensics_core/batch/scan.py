@@ -1,4 +1,4 @@
-"""Scan folders and file lists with detectors into a resumable JSONL file, and evaluate it.
+"""Scan folders and file lists with detectors into a resumable JSONL file.
 
 Why it is built this way:
 
@@ -23,30 +23,38 @@ Why it is built this way:
 from __future__ import annotations
 
 import concurrent.futures as cf
-import hashlib
-import importlib
 import json
 import os
 import sys
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
-from .detector import Detector, parse_options
-from .errors import ForensicsError, InvalidOptionsError
-from .logs import get_logger
+from ..detector import Detector, parse_options
+from ..errors import InvalidOptionsError
+from ..logs import get_logger
+from .worker import (
+    ModelSpec,
+    _card_id,
+    _Job,
+    _normalise_options,
+    _process,
+    detector_class,
+    file_key,
+    load_detectors,
+)
+
+__all__ = ["ScanSummary", "discover", "file_key", "line_status", "read_lines", "scan", "load_detectors", "detector_class"]
 
 log = get_logger("forensics.scan")
 
 VIDEO_EXTENSIONS = frozenset("mp4 mov mkv avi webm m4v mpg mpeg wmv flv ts".split())
 AUDIO_EXTENSIONS = frozenset("wav mp3 flac m4a aac ogg opus wma".split())
 LIST_EXTENSIONS = frozenset({".txt", ".lst"})
-ModelSpec = str | type[Detector] | Detector
 
 
 class ScanSummary(BaseModel):
@@ -102,27 +110,6 @@ def discover(inputs: Iterable[str | os.PathLike], *, recursive: bool = True, inc
     return sorted(found)
 
 
-def file_key(path: str | os.PathLike, mode: str = "stat") -> dict[str, Any]:
-    """The identity a resumed scan compares; a missing or unreadable file gets ``None`` values."""
-    p = Path(path).expanduser().resolve()
-    if mode == "stat":
-        try:
-            st = p.stat()
-            return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-        except OSError:
-            return {"path": str(p), "size": None, "mtime_ns": None}
-    if mode == "sha256":
-        h = hashlib.sha256()
-        try:
-            with p.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            return {"path": str(p), "sha256": h.hexdigest()}
-        except OSError:
-            return {"path": str(p), "sha256": None}
-    raise InvalidOptionsError(f"unknown key mode {mode!r}", hint="use 'stat' or 'sha256'")
-
-
 def line_status(line: dict[str, Any]) -> str:
     """A file's status: ``error`` if any detector errored, else ``ok`` if the combined verdict scored."""
     if any(r.get("status") == "error" for r in line.get("results", [])):
@@ -133,78 +120,6 @@ def line_status(line: dict[str, Any]) -> str:
 def _brief(line: dict[str, Any]) -> tuple[str, frozenset[str]]:
     """What the summary needs of a line (kept instead of the line: outputs can be large)."""
     return line_status(line), frozenset(r["error"]["code"] for r in line.get("results", []) if r.get("error"))
-
-
-# --------------------------------------------------------------------------- models
-def detector_class(spec: str | type[Detector]) -> type[Detector]:
-    """A detector class from a class, a ``"module:Class"`` target (what Ray actors can import) or an id."""
-    if isinstance(spec, type):
-        return spec
-    if ":" in spec:
-        module, _, attr = spec.partition(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except (ImportError, AttributeError) as exc:
-            raise InvalidOptionsError(f"cannot import detector {spec!r}: {exc}", hint="use 'module:Class'") from None
-    from .plugins import get_host
-
-    return get_host().registry.get(spec).detector_class()
-
-
-def _card_id(spec: ModelSpec) -> str:
-    if isinstance(spec, Detector):
-        return spec.card.id
-    if isinstance(spec, str) and ":" not in spec:
-        from .plugins import get_host
-
-        return get_host().registry.get(spec).card.id  # no import of the detector's code
-    return detector_class(spec).card.id
-
-
-def load_detectors(models: Sequence[ModelSpec], load_kwargs: dict[str, Any] | None = None,
-                   model_load_kwargs: dict[str, dict[str, Any]] | None = None) -> list[Detector]:
-    """Load each model once: ids via the registry, detector classes or ``"module:Class"`` directly."""
-    out: list[Detector] = []
-    for spec in models:
-        det = spec if isinstance(spec, Detector) else detector_class(spec)()
-        kwargs = {**(load_kwargs or {}), **(model_load_kwargs or {}).get(det.card.id, {})}
-        if not det.loaded:
-            det.load(**kwargs)
-        out.append(det)
-    return out
-
-
-def _normalise_options(options: dict[str, dict[str, Any]] | None, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Key options by canonical detector id (aliases accepted); an unknown key fails before any work."""
-    out: dict[str, dict[str, Any]] = {}
-    for name, opts in (options or {}).items():
-        if not opts:
-            continue
-        cid = next((i for i in ids if i.upper() == name.upper()), None) or _card_id(name)
-        if cid not in ids:
-            raise InvalidOptionsError(f"options given for {name!r}, which is not one of the models {ids}")
-        out.setdefault(cid, {}).update(opts)
-    return out
-
-
-@dataclass(frozen=True)
-class _Job:
-    """What every worker (thread or Ray actor) needs besides the paths: plain, picklable data."""
-
-    key_mode: str
-    options: dict[str, dict[str, Any]]
-    method: str
-    load_kwargs: dict[str, Any]
-    model_load_kwargs: dict[str, dict[str, Any]]
-
-
-def _process(detectors: list[Detector], path: str, key: dict[str, Any] | None, job: _Job) -> dict[str, Any]:
-    """One file -> one line. Shared by the thread pool and the Ray actors; never raises for bad media."""
-    from .ensemble import run_ensemble
-
-    key = key or file_key(path, job.key_mode)  # taken before analysis: a change during it triggers a rerun
-    report = next(run_ensemble(detectors, [path], options=job.options, method=job.method))
-    return {**report.to_dict(), "file_key": key}
 
 
 # --------------------------------------------------------------------------- output
@@ -304,7 +219,7 @@ def scan(inputs: Iterable[str | os.PathLike], models: Sequence[ModelSpec], outpu
     for spec, cid in zip(models, ids):  # a bad option fails now, before the output is touched
         parse_options((type(spec) if isinstance(spec, Detector) else detector_class(spec)).Options, cid, opts.get(cid, {}))
     if backend == "ray":
-        from .scanning_ray import ray_specs, run_ray
+        from .ray import ray_specs, run_ray
     specs = ray_specs(models) if backend == "ray" else []
     job = _Job(key, opts, method, dict(load_kwargs or {}), dict(model_load_kwargs or {}))
     workers = max(1, workers)
@@ -368,64 +283,8 @@ def _run_local(models, todo, job: _Job, workers: int, emit) -> None:
         pool.shutdown(wait=False, cancel_futures=True)  # running files finish; the process waits for them
 
 
-# --------------------------------------------------------------------------- evaluate
+
 def read_lines(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The complete lines of a scan output (a partial last line is ignored)."""
     with Path(path).open("rb") as fh:
         return [json.loads(raw) for raw in fh if raw.endswith(b"\n") and raw.strip()]
-
-
-def row_for(line: dict[str, Any], detector: str | None = None) -> dict[str, Any]:
-    """The row :func:`evaluate_rows` scores for one scan line.
-
-    ``detector``: a detector id, or ``"combined"``; by default the only detector's
-    row, or the combined verdict when the line has several detectors.
-    """
-    results = line.get("results", [])
-    if (detector is None and len(results) == 1) or detector not in (None, "combined"):
-        want = results[0]["detector_id"] if detector is None else detector
-        for r in results:
-            if r["detector_id"].upper() == want.upper():
-                return r
-        return {"media_path": line["media_path"], "status": "error", "detector_id": want,
-                "error": {"code": "not_run", "message": f"{want} has no row for this file"}}
-    comb = line["combined"]
-    row = {"media_path": line["media_path"], "detector_id": f"combined:{comb['method']}", "windows": []}
-    if comb["status"] == "ok":
-        return {**row, "status": "ok", "score": comb["score"]}
-    errors = [r for r in results if r.get("status") == "error"]
-    if errors and len(errors) == len(results):
-        return {**row, "status": "error", "error": errors[0]["error"]}
-    return {**row, "status": "abstained", "abstain_reason": comb.get("reason")}
-
-
-def evaluate(labels_source: str | os.PathLike, *, results: str | os.PathLike | None = None,
-             inputs: Iterable[str | os.PathLike] | None = None, models: Sequence[ModelSpec] | None = None,
-             output_dir: str | os.PathLike, threshold: float = 0.5, detector: str | None = None,
-             **scan_kwargs: Any):
-    """Score a scan against labels and write ``report.json``/``.md``/plots into ``output_dir``.
-
-    Without ``results``, the labelled files (or ``inputs``) are first scanned into
-    ``output_dir/results.jsonl`` (resumable, so a rerun only evaluates again).
-    """
-    from .evaluation import evaluate_rows, load_labels, write_report
-
-    labels = load_labels(labels_source)
-    if results is None:
-        results = Path(output_dir) / "results.jsonl"
-        summary = scan(list(inputs) if inputs is not None else sorted(labels), list(models or ["LIPFD-V1"]), results,
-                       **scan_kwargs)
-        if summary.interrupted:
-            raise KeyboardInterrupt  # do not report on a half-done scan
-    lines = read_lines(results)
-    if detector not in (None, "combined"):
-        try:
-            detector = _card_id(detector)  # an alias names the same rows
-        except ForensicsError:
-            pass
-    if detector not in (None, "combined") and not any(
-            r["detector_id"].upper() == detector.upper() for line in lines for r in line.get("results", [])):
-        raise InvalidOptionsError(f"no rows from detector {detector!r} in {results}")
-    report = evaluate_rows([row_for(line, detector) for line in lines], labels, threshold=threshold)
-    write_report(report, output_dir)
-    return report

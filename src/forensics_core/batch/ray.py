@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .detector import Detector
-from .errors import ForensicsError, InvalidOptionsError
-from .scanning import ModelSpec, _Job, _process, load_detectors
+from ..detector import Detector
+from ..errors import ForensicsError, InvalidOptionsError
+from .worker import ModelSpec, _Job, _process, load_detectors
 
 
 class _RayScanWorker:
@@ -43,7 +43,7 @@ def ray_specs(models: Sequence[ModelSpec]) -> list[str]:
 
 
 def _rebuild_error(info: dict[str, Any]) -> ForensicsError:
-    from . import errors
+    from .. import errors
 
     cls = getattr(errors, info["type"], None)
     cls = cls if isinstance(cls, type) and issubclass(cls, ForensicsError) else ForensicsError

@@ -1,0 +1,1 @@
+"""Many files at once: scans into resumable JSONL (threads or Ray), and evaluation against labels."""

@@ -1,0 +1,232 @@
+"""Where detector weights live and how they are found: the cache, the lookup order, sources."""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import urllib.parse
+from pathlib import Path
+from typing import Literal
+
+import pydantic
+
+from forensics_core.errors import WeightsError
+
+_SHA256_RE = re.compile(r"^[0-9a-fA-F]{64}$")
+_DRIVE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{10,}$")
+_DRIVE_HOSTS = {"drive.google.com", "docs.google.com", "drive.usercontent.google.com"}
+
+# --------------------------------------------------------------------------------------
+# Source description
+# --------------------------------------------------------------------------------------
+
+
+class WeightsSource(pydantic.BaseModel, frozen=True, extra="forbid"):
+    """Where a detector's weights come from and what they must look like."""
+
+    #: http(s) URL, a Google Drive URL, or ``gdrive://FILE_ID``; None: manual download only.
+    url: str | None
+    #: File name in the cache directory (a bare name, no directories).
+    filename: str
+    format: Literal["torch", "safetensors"]
+    #: Expected SHA-256 (hex); checked after download and by :func:`pull`.
+    sha256: str | None = None
+    #: Expected size in bytes.
+    size: int | None = None
+    #: Environment variable that may hold a path to the weights, e.g. ``FORENSICS_LIPFD_WEIGHTS``.
+    env_var: str | None = None
+    #: Where a human can get the file by hand.
+    homepage: str | None = None
+
+    @pydantic.field_validator("url")
+    @classmethod
+    def _check_url(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        scheme = urllib.parse.urlsplit(v).scheme.lower()
+        if scheme == "gdrive":
+            if drive_file_id(v) is None:
+                raise ValueError(f"gdrive URL without a valid file id: {v!r}")
+        elif scheme not in ("http", "https"):
+            raise ValueError(f"weights URL must be http(s):// or gdrive://, got {v!r}")
+        return v
+
+    @pydantic.field_validator("filename")
+    @classmethod
+    def _check_filename(cls, v: str) -> str:
+        if not v or v in (".", "..") or "/" in v or "\\" in v or "\x00" in v or v.endswith(".part"):
+            raise ValueError(f"filename must be a bare file name, got {v!r}")
+        return v
+
+    @pydantic.field_validator("sha256")
+    @classmethod
+    def _check_sha256(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if not _SHA256_RE.match(v):
+            raise ValueError(f"sha256 must be 64 hex digits, got {v!r}")
+        return v.lower()
+
+    @pydantic.field_validator("size")
+    @classmethod
+    def _check_size(cls, v: int | None) -> int | None:
+        if v is not None and v <= 0:
+            raise ValueError("size must be positive")
+        return v
+
+    @pydantic.field_validator("env_var")
+    @classmethod
+    def _check_env_var(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", v):
+            raise ValueError(f"not a valid environment variable name: {v!r}")
+        return v
+
+
+# --------------------------------------------------------------------------------------
+# Paths
+# --------------------------------------------------------------------------------------
+
+
+def forensics_home() -> Path:
+    """``$FORENSICS_HOME`` if set, else the per-user cache directory. Creates nothing."""
+    env = os.environ.get("FORENSICS_HOME")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("forensics"))
+
+
+def weights_dir() -> Path:
+    """The directory that cached weights live in. Creates nothing."""
+    return forensics_home() / "weights"
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, read in ``chunk``-byte pieces."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def drive_file_id(url: str) -> str | None:
+    """The Google Drive file id in ``url``, or None when it is not a Drive URL.
+
+    Understands ``gdrive://ID``, ``https://drive.google.com/file/d/ID/view``,
+    ``.../open?id=ID``, ``.../uc?id=ID`` and ``drive.usercontent.google.com/download?id=ID``.
+    """
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "gdrive":
+        fid = (parts.netloc + parts.path).strip("/")
+        return fid if _DRIVE_ID_RE.match(fid) else None
+    if scheme not in ("http", "https") or (parts.hostname or "").lower() not in _DRIVE_HOSTS:
+        return None
+    m = re.search(r"/file/d/([A-Za-z0-9_-]+)", parts.path)
+    if m:
+        return m.group(1)
+    ids = urllib.parse.parse_qs(parts.query).get("id")
+    if ids and _DRIVE_ID_RE.match(ids[0]):
+        return ids[0]
+    return None
+
+
+def _human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _manual_hint(source: WeightsSource, cache_path: Path, detector_id: str | None = None) -> str:
+    """How to get the weights by hand: where from, and the three places to put them."""
+    where = source.homepage or source.url
+    get = f"download {source.filename} from {where}" if where else f"obtain {source.filename}"
+    places = ["pass `--weights PATH`"]
+    if source.env_var:
+        places.append(f"set {source.env_var}=PATH")
+    places.append(f"place it at {cache_path}")
+    text = f"{get} and " + (", ".join(places[:-1]) + f", or {places[-1]}")
+    if detector_id and source.url:
+        text = f"run `forensics pull {detector_id}`, or " + text
+    return text
+
+
+# --------------------------------------------------------------------------------------
+# Lookup
+# --------------------------------------------------------------------------------------
+
+
+def resolve_weights(
+    detector_id: str,
+    source: WeightsSource | None,
+    explicit: str | os.PathLike | None = None,
+) -> Path:
+    """Find a detector's weights: explicit path, then ``source.env_var``, then the cache.
+
+    A given explicit path or environment variable that does not name a file is an error
+    (it never falls through to the cache). When nothing is found, the :class:`WeightsError`
+    says exactly how to get the weights.
+    """
+    if explicit is not None and os.fspath(explicit) != "":
+        path = Path(os.fspath(explicit)).expanduser()
+        if not path.is_file():
+            what = "is a directory, not a file" if path.is_dir() else "does not exist"
+            raise WeightsError(
+                f"weights for detector {detector_id!r}: {path} {what}",
+                hint=(_manual_hint(source, weights_dir() / source.filename, detector_id) if source
+                      else "pass --weights with the path of an existing weights file"),
+            )
+        return path
+
+    if source is None:
+        raise WeightsError(
+            f"detector {detector_id!r} declares no weights source and no weights path was given",
+            hint="pass `--weights PATH` with the path of a weights file",
+        )
+
+    cache_path = weights_dir() / source.filename
+    if source.env_var:
+        value = os.environ.get(source.env_var)
+        if value:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                what = "is a directory, not a file" if path.is_dir() else "does not exist"
+                raise WeightsError(
+                    f"weights for detector {detector_id!r}: {source.env_var}={value} {what}",
+                    hint=f"point {source.env_var} at an existing file, or unset it to use the cache; "
+                    + _manual_hint(source, cache_path, detector_id),
+                )
+            return path
+
+    if cache_path.is_file():
+        if source.size is not None and cache_path.stat().st_size != source.size:
+            raise WeightsError(
+                f"weights for detector {detector_id!r} at {cache_path} have {cache_path.stat().st_size} bytes, "
+                f"expected {source.size} (truncated or a different file)",
+                hint=(f"run `forensics pull {detector_id} --force` to download them again, or "
+                      if source.url else "")
+                + _manual_hint(source, cache_path),
+            )
+        return cache_path
+
+    looked = [str(cache_path)]
+    if source.env_var:
+        looked.insert(0, f"${source.env_var} (not set)")
+    if source.url:
+        size = f" ({_human_size(source.size)})" if source.size else ""
+        message = (
+            f"weights for detector {detector_id!r} not found (looked at: {', '.join(looked)}); "
+            f"run `forensics pull {detector_id}` to download {source.filename}{size} to {cache_path}"
+        )
+    else:
+        message = (
+            f"weights for detector {detector_id!r} not found (looked at: {', '.join(looked)}); "
+            f"they cannot be downloaded automatically: `forensics pull {detector_id}` is not available, "
+            f"get {source.filename} by hand and place it at {cache_path}"
+        )
+    raise WeightsError(message, hint=_manual_hint(source, cache_path, detector_id))
