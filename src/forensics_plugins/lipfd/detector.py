@@ -130,7 +130,7 @@ class LipFDDetector(Detector):
         with open_video(path, options) as video:
             timer, fps, threshold = video.timer, video.fps, options.threshold
             if dense:
-                progress.stage("frames+model", total=video.frame_count, unit="frame")
+                progress.stage("frames+model", total=video.wanted_frames()[-1] + 1, unit="frame")
             else:
                 progress.stage("frames", total=len(video.wanted_frames()), unit="frame")
             frames_seen = _FrameProgress(progress, by_position=dense)
