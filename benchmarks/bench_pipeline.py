@@ -19,7 +19,11 @@ peak(short); dense time per window <= 1.2 x spread's on the short clip.
 
 Usage::
 
-    python benchmarks/bench_pipeline.py --weights W [--cases short,big,hours,dense] [--json-out F]
+    python benchmarks/bench_pipeline.py --weights W [--cases short,big,hours,dense,short] [--json-out F]
+
+A case may be listed twice (the baseline before and after a long case, as the
+machine's load drifts); the verdict takes the baseline's lowest peak and the other
+cases' highest, and median times per window.
 """
 from __future__ import annotations
 
@@ -114,14 +118,16 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", type=Path, default=Path(".bench"))
     p.add_argument("--weights", type=Path)
-    p.add_argument("--cases", default="short,big,hours,dense")
+    p.add_argument("--cases", default="short,big,hours,dense,short")
     p.add_argument("--hours", type=float, default=4.0)
     p.add_argument("--dense-stride", type=int, default=150)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--timeout", type=float, default=7200.0)
     p.add_argument("--json-out", type=Path)
     args = p.parse_args(argv)
-    cases = ["short"] + [c for c in args.cases.split(",") if c and c != "short"]
+    cases = [c for c in args.cases.split(",") if c]  # a case may repeat (e.g. short,dense,short): runs are kept apart
+    if not cases or cases[0] != "short":
+        cases.insert(0, "short")
     work = args.workdir.resolve()
     weights, _ = ensure_weights(args.weights, work)
     clips = make_clips(work, cases, args.hours)
@@ -132,13 +138,14 @@ def main(argv: list[str] | None = None) -> int:
                "--weights", str(weights), "--options", json.dumps(options[case]), "--threads", str(args.threads)]
         print(f"[bench] {case} ({clips[case].name}, {options[case] or 'spread'}), load {_loadavg()} ...", file=sys.stderr, flush=True)
         r = run_measured(cmd, timeout=args.timeout)
+        runs = report["cases"].setdefault(case, [])
         if not r["ok"]:
             print(f"[bench]   failed: {r.get('error') or r['stderr'][-1500:]}", file=sys.stderr)
-            report["cases"][case] = {"error": r.get("error") or r["stderr"][-1500:]}
+            runs.append({"error": r.get("error") or r["stderr"][-1500:]})
             continue
         d = {**r["doc"], "peak_rss": r["rss_bytes"], "load_before": r["load_before"], "load_after": r["load_after"]}
         d["wall_per_window_s"] = d["wall_s"] / d["windows"]
-        report["cases"][case] = d
+        runs.append(d)
         print(f"[bench]   peak {d['peak_rss'] / 2**20:.0f} MiB, {d['windows']} windows in {d['wall_s']:.1f} s "
               f"({d['wall_per_window_s']:.2f} s/window)", file=sys.stderr, flush=True)
     report["verdict"] = verdict(report["cases"])
@@ -150,23 +157,34 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def verdict(cases: dict) -> dict:
-    base = cases.get("short") or {}
-    if "peak_rss" not in base:
+    """Against the targets, conservatively: the baseline's lowest peak and every other case's highest;
+    times per window are medians over a case's runs (run the baseline before and after a long case)."""
+    import statistics
+
+    def ok_runs(case: str) -> list[dict]:
+        return [r for r in cases.get(case, []) if "peak_rss" in r]
+
+    base = ok_runs("short")
+    if not base:
         return {"error": "no baseline"}
     mib = 2**20
-    out = {"short_peak_mib": round(base["peak_rss"] / mib), "short_s_per_window": round(base["wall_per_window_s"], 3)}
+    base_peak = min(r["peak_rss"] for r in base)
+    base_time = statistics.median(r["wall_per_window_s"] for r in base)
+    out = {"short_peak_mib": round(base_peak / mib), "short_s_per_window": round(base_time, 3), "short_runs": len(base)}
     for case in ("big", "hours"):
-        c = cases.get(case) or {}
-        if "peak_rss" in c:
-            extra = (c["peak_rss"] - base["peak_rss"]) / mib
-            out[case] = {"peak_mib": round(c["peak_rss"] / mib), "extra_mib": round(extra),
-                         "target_met": extra <= TARGETS["extra_mb"] * 1e6 / mib}
-    c = cases.get("dense") or {}
-    if "peak_rss" in c:
-        rss, per = c["peak_rss"] / base["peak_rss"], c["wall_per_window_s"] / base["wall_per_window_s"]
-        out["dense"] = {"windows": c["windows"], "peak_mib": round(c["peak_rss"] / mib), "peak_ratio": round(rss, 3),
-                        "s_per_window": round(c["wall_per_window_s"], 3), "time_per_window_ratio": round(per, 3),
-                        "target_met": rss <= TARGETS["dense_rss_ratio"] and per <= TARGETS["dense_time_ratio"]}
+        runs = ok_runs(case)
+        if runs:
+            peak = max(r["peak_rss"] for r in runs)
+            extra = (peak - base_peak) / mib
+            out[case] = {"peak_mib": round(peak / mib), "extra_mib": round(extra), "target_met": extra <= TARGETS["extra_mb"] * 1e6 / mib}
+    runs = ok_runs("dense")
+    if runs:
+        peak = max(r["peak_rss"] for r in runs)
+        per = statistics.median(r["wall_per_window_s"] for r in runs)
+        rss, ratio = peak / base_peak, per / base_time
+        out["dense"] = {"windows": runs[0]["windows"], "peak_mib": round(peak / mib), "peak_ratio": round(rss, 3),
+                        "s_per_window": round(per, 3), "time_per_window_ratio": round(ratio, 3),
+                        "target_met": rss <= TARGETS["dense_rss_ratio"] and ratio <= TARGETS["dense_time_ratio"]}
     return out
 
 
