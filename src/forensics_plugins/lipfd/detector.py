@@ -130,7 +130,7 @@ class LipFDDetector(Detector):
         with open_video(path, options) as video:
             timer, fps, threshold = video.timer, video.fps, options.threshold
             if dense:
-                progress.stage("frames+model", total=video.wanted_frames()[-1] + 1, unit="frame")
+                progress.stage("frames+model", total=video.frame_count, unit="frame")
             else:
                 progress.stage("frames", total=len(video.wanted_frames()), unit="frame")
             frames_seen = _FrameProgress(progress, by_position=dense)
@@ -152,6 +152,8 @@ class LipFDDetector(Detector):
                     rows.append(self._window_row(span, float(logits[b]), float(scores[b]), weights[b], fps, threshold))
                 if not dense:
                     progress.advance(len(batch.spans))
+            if dense:
+                frames_seen(video.frame_count)  # the frames after the last window are done too
             warnings, media, timings, mel_rate = video.warnings, video.media, video.timings, video.mel_rate
 
         rows.sort(key=lambda r: r["index"])
