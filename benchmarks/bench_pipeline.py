@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_lipfd import _loadavg, ensure_weights, machine_info, run_measured  # noqa: E402
+from bench_lipfd import _loadavg, ensure_weights, machine_info, run_measured
 
 TARGETS = {"extra_mb": 600, "dense_rss_ratio": 1.3, "dense_time_ratio": 1.2}
 

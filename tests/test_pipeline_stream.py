@@ -244,7 +244,9 @@ def test_the_transform_hook_sees_every_full_frame_once_and_its_result_is_kept():
 
 
 def test_the_default_transform_is_the_released_resize_and_seeking_keeps_full_frames_identical():
-    ident = lambda i, f: f  # noqa: E731
+    def ident(index, frame):
+        return frame
+
     with FrameReader(V1 / "v1.mp4") as reader:
         full = reader.read_windows(PRE["frame_idx"], 5, seek="never", transform=ident)
     with FrameReader(V1 / "v1.mp4") as reader:
