@@ -22,7 +22,7 @@ from .results import DetectionResult
 from .weights import WeightsSource
 
 if TYPE_CHECKING:
-    from .evidence import EvidenceImage
+    from .evidence_images import EvidenceImage
 
 log = get_logger("forensics.detector")
 
@@ -155,7 +155,7 @@ class Detector(ABC):
         Optional (default: none). It must be deterministic, give the images the model
         read for exactly those windows (from the result's options and window fields),
         and work on an unloaded detector: no model and no weights. Reports call it
-        for results computed earlier; see :mod:`forensics_core.evidence`.
+        for results computed earlier; see :mod:`forensics_core.evidence_images`.
         """
         return []
 

@@ -38,7 +38,7 @@ class FakeDetector(Detector):
     def _analyze(self, path: os.PathLike, options: FakeOptions) -> DetectionResult:
         import numpy as np
 
-        from . import evidence
+        from . import evidence_images as evidence
 
         capture = evidence.wanted()
         scores, windows, fps = [], [], 0.0
@@ -96,7 +96,7 @@ def _frames(path: os.PathLike, count: int, stride: int):
 
 
 def _frame_evidence(window_index: int, frame_index: int, frame):
-    from .evidence import EvidenceImage
+    from .evidence_images import EvidenceImage
 
     return EvidenceImage(window_index=window_index, image=frame, caption=f"frame {frame_index}", kind="input")
 
