@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from typing import Any
 
@@ -29,6 +30,7 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
     """Analyse media files; one bad file never stops the others."""
     from .. import get_detector
     from ..ensemble import run_ensemble, run_one
+    from ..progress import for_terminal, reporting
 
     model_ids = list(dict.fromkeys(model_ids))
     if weights and len(model_ids) > 1:
@@ -60,28 +62,31 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
         progress = tqdm(total=len(paths), unit="file", file=sys.stderr)
     docs: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
-    capture = contextlib.nullcontext()
-    if report_path:
+    stages = contextlib.ExitStack()
+    if len(paths) == 1:  # one file: its stages (probe, audio, frames, model ...) as the detector reports them
+        stages.enter_context(reporting(for_terminal(os.path.basename(click.format_filename(paths[0])), quiet=quiet)))
+    captured = None
+    if report_path:  # keep the images the detectors see now, so the report decodes nothing again
         from ..report import capture_evidence
 
-        capture = capture_evidence()  # the images the detectors see now, so the report decodes nothing again
+        captured = stages.enter_context(capture_evidence())
     try:
-        with capture as captured:
-            if len(detectors) == 1:
-                for path in paths:
-                    row = run_one(detectors[0], path, by_id[detectors[0].card.id]).to_dict()
-                    rows.append(row)
-                    docs.append(row)
-                    if progress:
-                        progress.update()
-            else:
-                for report in run_ensemble(detectors, paths, options=by_id, method=combine):
-                    doc = report.to_dict()
-                    rows.extend(doc["results"])
-                    docs.append(doc)
-                    if progress:
-                        progress.update()
+        if len(detectors) == 1:
+            for path in paths:
+                row = run_one(detectors[0], path, by_id[detectors[0].card.id]).to_dict()
+                rows.append(row)
+                docs.append(row)
+                if progress:
+                    progress.update()
+        else:
+            for report in run_ensemble(detectors, paths, options=by_id, method=combine):
+                doc = report.to_dict()
+                rows.extend(doc["results"])
+                docs.append(doc)
+                if progress:
+                    progress.update()
     finally:
+        stages.close()
         if progress:
             progress.close()
     if report_path:
