@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -27,41 +26,12 @@ from forensics_core.report import capture_evidence, read_documents, render_html,
 from forensics_core.report import svg
 from forensics_core.report.build import choose_windows
 from forensics_core.testing import AudioFakeDetector, FakeDetector, registered
+from html_page import Page
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 HOSTILE = '<script>alert("x")<img src=x onerror=alert(1)> & "quotes" \'.mp4'  # no "/": it is a file name
 SMALL = {"seconds": 3.0, "size": (320, 240), "fps": 25}
 STRIDE = {"FAKE-VISUAL": {"frames": 8, "stride": 9}}
-
-
-class Page(HTMLParser):
-    """What a report's HTML holds: tags with attributes, and its text."""
-
-    def __init__(self, html: str):
-        super().__init__()
-        self.tags: list[tuple[str, dict[str, str]]] = []
-        self.text: list[str] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        self.tags.append((tag, {k: v or "" for k, v in attrs}))
-
-    handle_startendtag = handle_starttag
-
-    def handle_data(self, data):
-        self.text.append(data)
-
-    def find(self, tag: str, **attrs: str) -> list[dict[str, str]]:
-        """Tags with these attributes (``class_`` matches one class, ``http_equiv`` is ``http-equiv``)."""
-        def match(a: dict[str, str], key: str, value: str) -> bool:
-            key = key.rstrip("_").replace("_", "-")
-            return value in a.get(key, "").split() if key == "class" else a.get(key) == value
-
-        return [a for t, a in self.tags if t == tag and all(match(a, k, v) for k, v in attrs.items())]
-
-    @property
-    def words(self) -> str:
-        return " ".join(" ".join(self.text).split())
 
 
 def _urls(page: Page) -> list[str]:

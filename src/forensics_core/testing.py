@@ -50,7 +50,7 @@ class FakeDetector(Detector):
                             "end_time": (index + 1) / fps if fps else 0.0, "score": score,
                             "prediction": label_for(score, options.threshold)})
             if capture:  # the frame is at hand: no second decode for a report
-                evidence.offer(self.card.id, path, [_frame_evidence(k, index, frame)])
+                evidence.offer(self.card.id, path, [_frame_evidence(k, index, frame, score)])
         if not scores:
             raise MediaProcessingError("no_video_stream", f"{path}: no decodable video frames", path=path)
         score = sum(scores) / len(scores)
@@ -95,10 +95,10 @@ def _frames(path: os.PathLike, count: int, stride: int):
         cap.release()
 
 
-def _frame_evidence(window_index: int, frame_index: int, frame):
+def _frame_evidence(window_index: int, frame_index: int, frame, score: float | None = None):
     from .evidence_images import EvidenceImage
 
-    return EvidenceImage(window_index=window_index, image=frame, caption=f"frame {frame_index}", kind="input")
+    return EvidenceImage(window_index=window_index, image=frame, caption=f"frame {frame_index}", kind="input", score=score)
 
 
 class AudioFakeDetector(Detector):

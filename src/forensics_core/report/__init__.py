@@ -46,8 +46,11 @@ def _hash(text: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode("utf-8")).digest()).decode("ascii") + "'"
 
 
-def capture_evidence(limit: int = MAX_WINDOW_IMAGES * 4):
-    """Context manager: capture thumbnails of the images detectors offer while analysing (``analyze --report``)."""
+def capture_evidence(limit: int = MAX_WINDOW_IMAGES):
+    """Context manager: capture thumbnails of the images detectors offer while analysing (``analyze --report``).
+
+    ``limit``: windows per detector and file, the highest-scoring, as the report chooses them.
+    """
     return capturing(capture_thumbnail, limit=limit)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from forensics_core import evidence_images
 from forensics_core.detector import Detector, resolve_device
 from forensics_core.errors import InvalidOptionsError
 from forensics_core.logs import get_logger
@@ -22,6 +23,7 @@ from forensics_core.progress import current as current_progress
 from forensics_core.results import DetectionResult, label_for
 from forensics_core.segments import segments_from_windows
 
+from .evidence import offer_batch
 from .options import LipFDOptions
 from .pipeline import open_video
 from .windows import SCALES, window_tensors
@@ -142,12 +144,17 @@ class LipFDDetector(Detector):
                     global_in, crops = window_tensors(
                         batch.images, window_len=L, distinct_frame_crops=options.resolved("distinct_frame_crops"),
                         antialias=options.antialias, face_crop=options.face_crop, lip_crop=options.lip_crop)
-                batch.images.clear()
+                keep = evidence_images.wanted()  # a report is being made: offer the images once scored
+                if not keep:
+                    batch.images.clear()
                 logits, weights, timings_model = self._infer(global_in, crops, options.batch_size)
                 del global_in, crops
                 for name, seconds in timings_model.items():
                     timer.add(name, seconds)
                 scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+                if keep:
+                    offer_batch(self.card.id, path, batch.spans, batch.images, scores)
+                    batch.images.clear()
                 for b, span in enumerate(batch.spans):
                     rows.append(self._window_row(span, float(logits[b]), float(scores[b]), weights[b], fps, threshold))
                 if not dense:
@@ -167,6 +174,14 @@ class LipFDDetector(Detector):
             options={**options.model_dump(mode="json"), "mel_sample_rate": mel_rate,
                      "distinct_frame_crops": options.resolved("distinct_frame_crops"), "stride": options.dense_stride if dense else options.stride},
         )
+
+    def evidence(self, media_path, result, *, windows=None):
+        """The window images (mel strip over the frames) of ``result``'s windows, recomputed without the model."""
+        from forensics_core.media import validate_path
+
+        from .evidence import window_images
+
+        return window_images(validate_path(media_path), result, windows)
 
     @staticmethod
     def _window_row(span, logit: float, score: float, weights, fps: float, threshold: float) -> dict[str, Any]:
