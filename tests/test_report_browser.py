@@ -9,6 +9,7 @@ and print to PDF.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -55,6 +56,16 @@ def test_report_loads_offline_and_shows_its_evidence(open_page, report_file):
     assert pixel_spread(page.screenshot(full_page=True)) > 20  # not a blank page
     assert page.locator("script").count() == 1 and dialogs == []  # the hostile name ran nothing
     assert page.get_by_text(HOSTILE, exact=True).count() >= 1
+
+
+def test_the_docs_example_report_loads_offline(open_page):
+    example = Path(__file__).resolve().parents[1] / "docs" / "examples" / "report.html"
+    visit = open_page(example)
+    assert_offline(visit)
+    assert visit.page.locator("svg.timeline").is_visible()
+    thumbs = visit.page.locator("img.thumb")
+    assert thumbs.count() == 14 and all(t.evaluate("i => i.naturalWidth > 0") for t in thumbs.all())
+    assert visit.page.locator("svg.weights").count() == 10  # LIPFD-V1's region weights per window
 
 
 def test_index_sorts_by_a_click_and_prints(open_page, report_file):

@@ -17,6 +17,7 @@ from .detector import Detector, DetectorCard, DetectorOptions
 from .errors import MediaProcessingError
 from .hookspecs import hookimpl
 from .results import DetectionResult, label_for
+from .segments import segments_from_windows
 
 
 class FakeOptions(DetectorOptions):
@@ -57,7 +58,8 @@ class FakeDetector(Detector):
         return DetectionResult.scored(score=score, window_scores=scores, threshold=options.threshold,
                                       detector_id=self.card.id, detector_version=self.card.version,
                                       media_path=os.fspath(path), processing_time=0.0, frames_analyzed=len(scores),
-                                      windows=windows, options=options.model_dump(mode="json"))
+                                      windows=windows, segments=segments_from_windows(windows, options.threshold),
+                                      options=options.model_dump(mode="json"))
 
     def evidence(self, media_path, result, *, windows=None):
         """The decoded frame each window scored (the same decoder, so the same pixels)."""
