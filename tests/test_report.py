@@ -267,3 +267,14 @@ def test_cli_analyze_report_and_report_from_scan(cli, clips, tmp_path):
 def test_write_html_is_atomic(tmp_path, analysed):
     out = write_html(analysed["docs"][:1], tmp_path / "r.html", images=False)
     assert out.read_text().startswith("<!DOCTYPE html>") and sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]
+
+
+def test_paths_as_typed_and_detectors_not_installed(analysed, tmp_path, monkeypatch):
+    doc = json.loads(json.dumps(analysed["docs"][0]))
+    doc["media_path"] = "speech.mp4"  # analyze keeps the path as typed; its rows hold the resolved one
+    monkeypatch.chdir(tmp_path)
+    page = Page(render_html([doc]))
+    assert len(page.find("img", class_="thumb")) == 8 and "(moved or deleted?)" not in page.words
+    doc["results"][0]["detector_id"] = "GONE-DETECTOR"
+    page = Page(render_html([doc]))
+    assert "No images: GONE-DETECTOR is not installed here." in page.words and page.find("img", class_="thumb") == []

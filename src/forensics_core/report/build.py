@@ -100,9 +100,15 @@ def _sha256(path: Path) -> str:
 
 
 def media_state(doc: FileDoc, media: dict[str, Any] | None) -> tuple[Path | None, str | None, str | None]:
-    """(usable path or None, sha256 or None, a note): is the file still there and still the analysed file?"""
-    path = Path(doc.media_path).expanduser()
+    """(usable path or None, sha256 or None, a note): is the file still there and still the analysed file?
+
+    The path is the scan's ``file_key`` path or a detector row's (absolute, as analysed), else the
+    document's own (which ``analyze`` keeps as typed, so relative to where it ran).
+    """
     key = doc.file_key or {}
+    candidates = [key.get("path")] + [r.get("media_path") for r in doc.results] + [doc.media_path]
+    absolute = [Path(c) for c in candidates if isinstance(c, str) and os.path.isabs(c)]
+    path = next((p for p in absolute if p.is_file()), absolute[0] if absolute else Path(doc.media_path).expanduser())
     if not path.is_file():
         return None, key.get("sha256"), (f"The media file is not at {doc.media_path} (moved or deleted?): its images "
                                         "cannot be recomputed, and its sha256 is shown only if the results recorded it.")
@@ -152,7 +158,7 @@ def choose_windows(windows: list[dict[str, Any]], limit: int = MAX_WINDOW_IMAGES
 
 
 def _images(det_id: str, row: dict[str, Any], chosen: list[dict[str, Any]], path: Path | None,
-            capture: EvidenceCapture | None, detectors: Mapping[str, Any], budget: Budget,
+            capture: EvidenceCapture | None, detectors: dict[str, Any], budget: Budget,
             images: bool) -> tuple[dict[int, list[Thumbnail]], str | None]:
     """Thumbnails per window index: captured during the analysis, else recomputed by the detector."""
     if not images or not chosen:
@@ -168,15 +174,18 @@ def _images(det_id: str, row: dict[str, Any], chosen: list[dict[str, Any]], path
     if missing and path is None:
         note = "No images: the media file is not available (see the file's notes)."
     elif missing:
-        det = detectors.get(det_id)
-        if det is None:
+        if det_id not in detectors:  # looked up once per report, unloaded: evidence needs no weights
             try:
                 from .. import get_detector
 
-                det = get_detector(det_id)
+                detectors[det_id] = get_detector(det_id)
             except Exception as exc:  # noqa: BLE001 - a report never stops for one detector
-                note = f"No images: {det_id} is not installed here ({exc})."
-        if det is not None:
+                log.info("detector for evidence not found", detector_id=det_id, error=repr(exc))
+                detectors[det_id] = None
+        det = detectors[det_id]
+        if det is None:
+            note = f"No images: {det_id} is not installed here."
+        else:
             try:
                 for image in det.evidence(path, row, windows=missing):
                     if image.window_index in wanted:
@@ -251,7 +260,7 @@ def _lane(view: DetectorView, duration: float) -> svg.Lane:
 
 
 def detector_view(row: dict[str, Any], anchor: str, path: Path | None, capture: EvidenceCapture | None,
-                  detectors: Mapping[str, Any], budget: Budget, images: bool, max_windows: int) -> DetectorView:
+                  detectors: dict[str, Any], budget: Budget, images: bool, max_windows: int) -> DetectorView:
     det_id = str(row.get("detector_id", "?"))
     view = DetectorView(id=det_id, anchor=anchor, status=str(row.get("status")), sentence=words.verdict_sentence(row), row=row)
     if view.status == "error":
@@ -299,7 +308,7 @@ def _probe(path: Path | None) -> dict[str, Any] | None:
         return None
 
 
-def file_view(doc: FileDoc, index: int, *, capture: EvidenceCapture | None = None, detectors: Mapping[str, Any] | None = None,
+def file_view(doc: FileDoc, index: int, *, capture: EvidenceCapture | None = None, detectors: dict[str, Any] | None = None,
               budget: Budget | None = None, images: bool = True, max_windows: int = MAX_WINDOW_IMAGES) -> FileView:
     """Everything the report shows about one file."""
     anchor = f"f{index}"
@@ -309,7 +318,8 @@ def file_view(doc: FileDoc, index: int, *, capture: EvidenceCapture | None = Non
         media = _probe(path)
     notes = [note] if note else []
     budget = budget or Budget()
-    views = [detector_view(r, f"{anchor}-d{j}", path, capture, detectors or {}, budget, images, max_windows)
+    detectors = {} if detectors is None else detectors
+    views = [detector_view(r, f"{anchor}-d{j}", path, capture, detectors, budget, images, max_windows)
              for j, r in enumerate(doc.results)]
     ends = [float(w.get("end_time", 0.0)) for r in doc.results for w in r.get("windows") or [] if isinstance(w, dict)]
     duration = (media or {}).get("duration") or (max(ends) if ends else None)
@@ -338,6 +348,7 @@ def file_views(docs: list[FileDoc], *, capture: EvidenceCapture | None = None, d
                images: bool = True, max_windows: int = MAX_WINDOW_IMAGES, image_budget: int = IMAGE_BUDGET_BYTES,
                progress: Callable[[int, int], None] | None = None) -> list[FileView]:
     budget = Budget(image_budget)
+    detectors = dict(detectors or {})  # detectors looked up by id are kept here for the next files
     out = []
     for i, doc in enumerate(docs):
         out.append(file_view(doc, i, capture=capture, detectors=detectors, budget=budget, images=images, max_windows=max_windows))
