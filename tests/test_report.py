@@ -278,3 +278,19 @@ def test_paths_as_typed_and_detectors_not_installed(analysed, tmp_path, monkeypa
     doc["results"][0]["detector_id"] = "GONE-DETECTOR"
     page = Page(render_html([doc]))
     assert "No images: GONE-DETECTOR is not installed here." in page.words and page.find("img", class_="thumb") == []
+
+
+def test_a_name_that_is_not_utf8_is_found_by_its_bytes(analysed, tmp_path):
+    """Rows show such a name with \\xNN escapes and keep it losslessly in media_path_bytes (base64)."""
+    import base64
+
+    raw = os.fsencode(tmp_path) + b"/caf\xe9.mp4"
+    shutil.copy(analysed["docs"][0]["results"][0]["media_path"], raw)
+    doc = json.loads(json.dumps(analysed["docs"][0]))
+    shown = str(tmp_path / "caf\\xe9.mp4")
+    doc["media_path"] = shown
+    for row in doc["results"]:
+        row["media_path"], row["media_path_bytes"] = shown, base64.b64encode(raw).decode()
+    page = Page(render_html([doc]))
+    assert len(page.find("img", class_="thumb")) == 8 and shown in page.words
+    assert hashlib.sha256(open(raw, "rb").read()).hexdigest() in page.words

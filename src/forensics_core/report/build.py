@@ -7,6 +7,7 @@ template only lays it out.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from collections.abc import Callable, Mapping
@@ -99,6 +100,16 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _from_bytes(b64: Any) -> str | None:
+    """A path kept losslessly as base64 bytes (``media_path_bytes``), as the OS's str form."""
+    if not isinstance(b64, str):
+        return None
+    try:
+        return os.fsdecode(base64.b64decode(b64, validate=True))
+    except ValueError:
+        return None
+
+
 def media_state(doc: FileDoc, media: dict[str, Any] | None) -> tuple[Path | None, str | None, str | None]:
     """(usable path or None, sha256 or None, a note): is the file still there and still the analysed file?
 
@@ -106,7 +117,8 @@ def media_state(doc: FileDoc, media: dict[str, Any] | None) -> tuple[Path | None
     document's own (which ``analyze`` keeps as typed, so relative to where it ran).
     """
     key = doc.file_key or {}
-    candidates = [key.get("path")] + [r.get("media_path") for r in doc.results] + [doc.media_path]
+    exact = [_from_bytes(r.get("media_path_bytes")) for r in [doc.extra, *doc.results]]  # names that are not UTF-8
+    candidates = exact + [key.get("path")] + [r.get("media_path") for r in doc.results] + [doc.media_path]
     absolute = [Path(c) for c in candidates if isinstance(c, str) and os.path.isabs(c)]
     path = next((p for p in absolute if p.is_file()), absolute[0] if absolute else Path(doc.media_path).expanduser())
     if not path.is_file():
