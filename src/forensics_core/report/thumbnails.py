@@ -81,6 +81,10 @@ def source_frames(media_path: str | os.PathLike, wanted: Sequence[tuple[int, int
     from ..media import validate_path
 
     path = validate_path(media_path)
+    try:
+        os.fspath(path).encode("utf-8")
+    except UnicodeEncodeError:  # OpenCV crashes on such a name; media.paths.open_for_decoder (hardening) opens it
+        raise ValueError("OpenCV cannot open a file name that is not UTF-8") from None
     out: list[EvidenceImage] = []
     with reading_media(path):
         cap = cv2.VideoCapture(os.fspath(path), cv2.CAP_FFMPEG)
