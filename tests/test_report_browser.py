@@ -64,8 +64,9 @@ def test_the_docs_example_report_loads_offline(open_page):
     assert_offline(visit)
     assert visit.page.locator("svg.timeline").is_visible()
     thumbs = visit.page.locator("img.thumb")
-    assert thumbs.count() == 14 and all(t.evaluate("i => i.naturalWidth > 0") for t in thumbs.all())
-    assert visit.page.locator("svg.weights").count() == 10  # LIPFD-V1's region weights per window
+    assert thumbs.count() == 12 + 4 and all(t.evaluate("i => i.naturalWidth > 0") for t in thumbs.all())
+    assert visit.page.locator("svg.weights").count() == 12  # LIPFD-V1's region weights per window shown
+    assert visit.page.locator("rect.segment").count() >= 1
 
 
 def test_index_sorts_by_a_click_and_prints(open_page, report_file):
