@@ -48,6 +48,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         401: "no valid API key (Authorization: Bearer KEY)", 404: "no such job for this key", 422: "invalid request"}.items()}
 
 
+_JSON_ERROR = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}}
+_HTML_ROUTE_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {**_JSON_ERROR, "description": text} for code, text in {
+        401: "no valid API key", 404: "no such job for this key", 409: "the job has not finished", 422: "invalid request"}.items()}
+
+
 def _error(status: int, code: str, message: str, hint: str | None = None, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "hint": hint}}, status_code=status, headers=headers)
 
@@ -199,7 +205,7 @@ def create_app(config: ServiceConfig, store: JobStore, keys: KeyStore, spool: Sp
         return view(_own(job_id, key_id))
 
     @app.get("/v1/analyses/{job_id}/report", response_class=HTMLResponse, tags=["analyses"],
-             responses={**_ERRORS, 409: {"model": ErrorResponse, "description": "the job has not finished"}})
+             responses=_HTML_ROUTE_ERRORS)
     def get_report(job_id: JOB_ID, key_id: Owner) -> Response:
         """The HTML evidence report of a finished job (self-contained: no external assets)."""
         from .reports import render
