@@ -114,6 +114,10 @@ def test_upload_poll_and_the_result_equals_the_cli(api, media):
     assert done["result"]["media_path"] == "clip.mp4"  # the client's name; never the spool's path
     assert _strip(done["result"], TIMING | {"media_path"}) == _strip(cli, TIMING | {"media_path"})
     assert done["result"]["frames_analyzed"] == 4
+    report = api.client.get(done["links"]["report"])
+    assert report.status_code == 200 and report.headers["content-type"].startswith("text/html")
+    assert "clip.mp4" in report.text and str(api.home) not in report.text and "default-src 'none'" in report.headers["Content-Security-Policy"]
+    assert not re.search(r"""(src|href)=["']https?:""", report.text)  # self-contained
 
 
 def test_an_ensemble_result_equals_the_cli(api, media):

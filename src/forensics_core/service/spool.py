@@ -121,6 +121,15 @@ class Spool:
             raise ValueError(f"not a spool name: {name!r}")
         return self.reports / name
 
+    def write_report(self, job_id: str, html: str) -> str:
+        """Store a job's HTML report (atomically); returns its spool name."""
+        name = f"{job_id}.html"
+        final = self.report_path(name)
+        part = final.with_name(name + ".part")
+        part.write_text(html, encoding="utf-8")
+        os.replace(part, final)
+        return name
+
     def remove(self, *names: str | None) -> None:
         for name in names:
             if name:

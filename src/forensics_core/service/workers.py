@@ -104,10 +104,13 @@ class WorkerLoop:
         if done:
             log.info("job cancelled, deleted or taken over while running; result dropped", job=job_id)
             return
-        if self.store.finish(job_id, token, status=outcome.status, result=outcome.result_text, error=outcome.error):
+        report = self.spool.write_report(job_id, outcome.report) if outcome.report else None
+        if self.store.finish(job_id, token, status=outcome.status, result=outcome.result_text, error=outcome.error,
+                             report_name=report):
             self.spool.remove(job["spool_name"])
             log.info("job finished", job=job_id, status=outcome.status, attempts=job["attempts"])
         else:
+            self.spool.remove(report)
             log.info("job no longer ours at the finish; result dropped", job=job_id)
 
     def _run(self, job: dict[str, Any], state: dict[str, Any], run_job: Callable):
