@@ -205,6 +205,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # ---------------------------------------------------------------------------- local processes
+def worker_env(config: ServiceConfig) -> dict[str, str]:
+    """The worker's environment: torch's compile cache goes under the service's home, not $TMPDIR."""
+    from .config import service_home
+
+    env = dict(os.environ)
+    env.setdefault("TORCHINDUCTOR_CACHE_DIR", str(service_home() / "cache" / "torchinductor"))
+    return env
+
+
 class LocalWorkers:
     """N worker processes, restarted when they crash; a worker that cannot load its models stops the server."""
 
@@ -220,7 +229,7 @@ class LocalWorkers:
     def _spawn(self, slot: int) -> subprocess.Popen:
         worker_id = f"{self.config.replica}/w{slot}/{time.time_ns()}"
         proc = subprocess.Popen([sys.executable, "-m", "forensics_core.service.workers", worker_id, str(os.getpid())],
-                                stdin=subprocess.PIPE, text=True)
+                                stdin=subprocess.PIPE, text=True, env=worker_env(self.config))
         proc.stdin.write(self.config.to_json())
         proc.stdin.close()
         return proc
@@ -307,7 +316,9 @@ class RayWorkers:
             resources["num_gpus"] = min(1.0, gpus / max(1, self.config.workers))
         actor_cls = ray.remote(**resources)(_RayWorker)
         for slot in range(self.config.workers):
-            actor = actor_cls.remote(self.config.to_json(), f"{self.config.replica}/ray{slot}/{time.time_ns()}")
+            cache = {"TORCHINDUCTOR_CACHE_DIR": worker_env(self.config)["TORCHINDUCTOR_CACHE_DIR"]}
+            actor = actor_cls.options(runtime_env={"env_vars": cache}).remote(
+                self.config.to_json(), f"{self.config.replica}/ray{slot}/{time.time_ns()}")
             self.actors.append(actor)
             self.refs.append(actor.run.remote())
         self.thread.start()
