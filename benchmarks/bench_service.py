@@ -28,7 +28,6 @@ import os
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -50,7 +49,7 @@ def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
     values = sorted(values)
-    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))]
+    return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
 
 class Server:
@@ -142,7 +141,7 @@ def run_phase(server: Server, clip: Path, models: str, jobs: int, clients: int, 
     for t in threads:
         t.join()
     wall = (max(last_done) - min(first_submit)) if last_done else None
-    ms = lambda v: None if v is None else round(v * 1000, 1)  # noqa: E731
+    ms = lambda v: None if v is None else round(v * 1000, 1)
     return {
         "models": models, "jobs": jobs, "clients": clients, "accepted": len(outcomes),
         "succeeded": sum(1 for s in outcomes.values() if s == "succeeded"),

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from plugin_packages import install_plugin
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -108,7 +107,7 @@ class Service:
         self.log = root / f"server-{self.port}.log"
 
     def cli(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        proc = subprocess.run([sys.executable, "-m", "forensics_core", *args], env=self.env, capture_output=True,
+        proc = subprocess.run([sys.executable, "-m", "forensics_core", *args], env=self.env, capture_output=True, check=False,
                               text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"forensics {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")

@@ -16,7 +16,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-
 from media_fixtures import make_clip
 from service_fixtures import free_port, wait_for
 
@@ -313,7 +312,7 @@ def _raw_post(svc, head: str, body_parts) -> bytes:
 
 
 def _length(answer: bytes) -> int:
-    m = re.search(rb"content-length: (\d+)", answer, re.I)
+    m = re.search(rb"content-length: (\d+)", answer, re.IGNORECASE)
     return int(m.group(1)) if m else 0
 
 
@@ -374,3 +373,15 @@ def test_retention_deletes_finished_jobs(services, media):
         time.sleep(0.2)
     assert client.get(href).status_code == 404
     assert svc.spool_files() == []
+
+
+def test_serve_stops_before_binding_when_a_model_cannot_load(services):
+    svc = services("--models", "LIPFD-V1", start=False, name="noweights")
+    env = {k: v for k, v in svc.env.items() if k != "FORENSICS_LIPFD_WEIGHTS"}
+    svc.env = env
+    missing = svc.cli("serve", "--port", str(svc.port), "--models", "LIPFD-V1", check=False)
+    assert missing.returncode == 4 and "error [weights_error]" in missing.stderr and "hint:" in missing.stderr
+    unknown = svc.cli("serve", "--port", str(svc.port), "--models", "NO-SUCH", check=False)
+    assert unknown.returncode == 4 and "unknown_detector" in unknown.stderr
+    created = svc.cli("serve", "keys", "create", "--name", "ops")
+    assert re.fullmatch(r"fsk_[A-Za-z0-9_-]{43}\n", created.stdout) and "ops" in created.stderr

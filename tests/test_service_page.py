@@ -9,7 +9,6 @@ import time
 
 import httpx
 import pytest
-
 from media_fixtures import make_clip
 
 

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from media_fixtures import make_clip
 from service_fixtures import alive, free_port, wait_for
 from test_service_api import SECRET, Receiver, submit

@@ -36,7 +36,14 @@ from .schemas import (
 )
 from .spool import Spool, display_name
 from .store import STATUSES, describe_url
-from .submission import Served, resolve_callback, resolve_combine, resolve_models, resolve_options, resolve_path
+from .submission import (
+    Served,
+    resolve_callback,
+    resolve_combine,
+    resolve_models,
+    resolve_options,
+    resolve_path,
+)
 from .upload import UploadError, read_submission
 
 log = get_logger("forensics.service.api")
@@ -120,12 +127,12 @@ def create_app(config: ServiceConfig, store: JobStore, keys: KeyStore, spool: Sp
             ready = workers_alive()
         except Exception as exc:  # noqa: BLE001 - the database is down: not ready, not a 500
             body = Readiness(status="not_ready", reason=f"job store unreachable: {type(exc).__name__}", workers_ready=0,
-                             models_loaded=[], queued=0, queue_size=config.queue_size, database=describe_url(config.database_url))
+                             models_loaded=[], queued=0, queue_size=config.queue_size, database=_backend(config))
             return JSONResponse(body.model_dump(), status_code=503)
         models = sorted({m for w in ready for m in json.loads(w["models"])})
         body = Readiness(status="ready" if ready else "not_ready", reason=None if ready else "no worker has its models loaded yet",
                          workers_ready=len(ready), models_loaded=models, queued=queued, queue_size=config.queue_size,
-                         database=describe_url(config.database_url).split("://")[0])
+                         database=_backend(config))
         return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
 
     # ------------------------------------------------------------------ detectors
@@ -242,6 +249,11 @@ def create_app(config: ServiceConfig, store: JobStore, keys: KeyStore, spool: Sp
         return job
 
     return app
+
+
+def _backend(config: ServiceConfig) -> str:
+    """The job store's kind (sqlite, postgresql): never its address or credentials."""
+    return describe_url(config.database_url).split("://")[0].split("+")[0]
 
 
 def _not_found() -> UploadError:

@@ -134,7 +134,7 @@ class WorkerLoop:
 
         try:
             return run_job(self.detectors, models, options, job["combine"], path, shown, progress)
-        except Exception as exc:  # noqa: BLE001 - a bug in one job must not take the worker down
+        except Exception as exc:
             log.error("job raised", job=job["id"], error=repr(exc), exc_info=True)
             err = {"type": type(exc).__name__, "code": "internal_error", "message": "the analysis failed unexpectedly",
                    "hint": "the service's log has the traceback"}
@@ -149,6 +149,7 @@ class WorkerLoop:
                 if not self.store.heartbeat(job_id, token, self.config.lease_s, progress=state["progress"], stage=state["stage"]):
                     lost.set()
                     return
+                self.store.worker_heartbeat(self.worker_id)  # busy is alive: /readyz keeps counting this worker
             except Exception as exc:  # noqa: BLE001 - the database may blip; the lease covers a few misses
                 log.warning("heartbeat failed", job=job_id, error=repr(exc))
 
