@@ -109,7 +109,12 @@ def run_phase(server: Server, clip: Path, models: str, jobs: int, clients: int, 
                     todo.pop()
                 t0 = time.perf_counter()
                 form = {"models": models, **({"options": json.dumps(options)} if options else {})}
-                resp = c.post("/v1/analyses", files={"file": (clip.name, data, "video/mp4")}, data=form)
+                try:
+                    resp = c.post("/v1/analyses", files={"file": (clip.name, data, "video/mp4")}, data=form)
+                except httpx.HTTPError as exc:  # the server went away (interrupted run): stop this client
+                    with lock:
+                        errors.append(f"POST {type(exc).__name__}")
+                    return
                 t1 = time.perf_counter()
                 if resp.status_code != 202:
                     with lock:
@@ -123,7 +128,12 @@ def run_phase(server: Server, clip: Path, models: str, jobs: int, clients: int, 
                     outcomes[job_id] = "submitted"
                 while True:
                     g0 = time.perf_counter()
-                    job = c.get(href).json()
+                    try:
+                        job = c.get(href).json()
+                    except httpx.HTTPError as exc:
+                        with lock:
+                            errors.append(f"GET {type(exc).__name__}")
+                        return
                     g1 = time.perf_counter()
                     with lock:
                         gets.append(g1 - g0)
@@ -135,7 +145,7 @@ def run_phase(server: Server, clip: Path, models: str, jobs: int, clients: int, 
                         break
                     time.sleep(poll_s)
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     for t in threads:
         t.start()
     for t in threads:
@@ -146,7 +156,7 @@ def run_phase(server: Server, clip: Path, models: str, jobs: int, clients: int, 
         "models": models, "jobs": jobs, "clients": clients, "accepted": len(outcomes),
         "succeeded": sum(1 for s in outcomes.values() if s == "succeeded"),
         "lost": jobs - sum(1 for s in outcomes.values() if s == "succeeded"),
-        "submit_errors": errors[:5],
+        "errors": errors[:5],
         "post_ms_p50": ms(pct(posts, 0.5)), "post_ms_p95": ms(pct(posts, 0.95)),
         "get_ms_p50": ms(pct(gets, 0.5)), "get_ms_p95": ms(pct(gets, 0.95)), "gets": len(gets),
         "job_s_p50": round(pct(job_times, 0.5), 3) if job_times else None,
@@ -155,6 +165,14 @@ def run_phase(server: Server, clip: Path, models: str, jobs: int, clients: int, 
         "jobs_per_minute": round(len(job_times) / wall * 60, 1) if wall else None,
         "load_avg": os.getloadavg(),
     }
+
+
+def parse_option(pair: str) -> tuple[str, object]:
+    key, _, raw = pair.partition("=")
+    try:
+        return key, json.loads(raw)
+    except json.JSONDecodeError:
+        return key, raw
 
 
 def main() -> None:
@@ -167,6 +185,8 @@ def main() -> None:
     ap.add_argument("--weights", default=os.environ.get("FORENSICS_TEST_WEIGHTS"), help="LIPFD-V1 weights")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--poll-s", type=float, default=0.1)
+    ap.add_argument("--lipfd-option", action="append", default=[], metavar="KEY=VALUE",
+                    help="LIPFD-V1 option for every job of its phase (e.g. n_extract=2 on a slow machine)")
     ap.add_argument("--json-out")
     args = ap.parse_args()
 
@@ -193,8 +213,9 @@ def main() -> None:
                 t0 = time.perf_counter()
                 server.wait_ready(timeout=600)
                 ready_s = time.perf_counter() - t0
-                phase = run_phase(server, clip, models, jobs, args.clients, args.poll_s)
-                phase.update(name=name, workers=server_args[-1], ready_s=round(ready_s, 1))
+                options = dict(parse_option(o) for o in args.lipfd_option) if name == "lipfd" else None
+                phase = run_phase(server, clip, models, jobs, args.clients, args.poll_s, options)
+                phase.update(name=name, workers=server_args[-1], ready_s=round(ready_s, 1), options=options)
                 results["phases"].append(phase)
                 print(f"{name:<6} {phase['succeeded']}/{jobs} succeeded, lost {phase['lost']}; "
                       f"POST p50 {phase['post_ms_p50']} ms p95 {phase['post_ms_p95']} ms; "

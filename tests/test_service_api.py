@@ -385,3 +385,13 @@ def test_serve_stops_before_binding_when_a_model_cannot_load(services):
     assert unknown.returncode == 4 and "unknown_detector" in unknown.stderr
     created = svc.cli("serve", "keys", "create", "--name", "ops")
     assert re.fullmatch(r"fsk_[A-Za-z0-9_-]{43}\n", created.stdout) and "ops" in created.stderr
+
+
+def test_the_hosts_file_cap_lowers_the_upload_cap(monkeypatch):
+    from forensics_core.service.config import ServiceConfig
+
+    config = ServiceConfig(max_upload_bytes=2**30, database_url="sqlite:///unused.sqlite3", spool_dir="unused")
+    monkeypatch.setenv("FORENSICS_MAX_FILE_MB", "0.5")
+    assert config.upload_cap == 2**19
+    monkeypatch.setenv("FORENSICS_MAX_FILE_MB", "0")  # 0: no host cap, the service's own applies
+    assert config.upload_cap == 2**30
