@@ -76,7 +76,8 @@ def test_kill_9_with_jobs_queued_and_running_then_every_job_finishes_exactly_onc
         assert finished == Counter({i: 1 for i in ids})  # one finish per job, announced once
         starts, ends, _ = _runs(tmp_path / "runs.log")
         assert sum(ends.values()) == len(ids) and set(ends.values()) == {1}  # each upload analysed to the end once
-        assert sum(starts.values()) == len(ids) + 2  # the two interrupted runs started again
+        # the two interrupted runs started again (if the kill came before their detector began, once only)
+        assert len(ids) <= sum(starts.values()) <= len(ids) + 2
         assert second.spool_files() == []
     finally:
         receiver.close()
