@@ -78,7 +78,9 @@ def test_kill_9_with_jobs_queued_and_running_then_every_job_finishes_exactly_onc
         assert sum(ends.values()) == len(ids) and set(ends.values()) == {1}  # each upload analysed to the end once
         # the two interrupted runs started again (if the kill came before their detector began, once only)
         assert len(ids) <= sum(starts.values()) <= len(ids) + 2
-        assert second.spool_files() == []
+        spool = second.spool_files()
+        assert [p for p in spool if p.parent.name == "uploads"] == []  # every upload deleted once its job finished
+        assert sorted(p.stem for p in spool) == sorted(ids)  # and one report per job, made before
     finally:
         receiver.close()
 
