@@ -20,6 +20,16 @@ from schemathesis.checks import (
 )
 
 
+@pytest.fixture(scope="module", autouse=True)
+def hypothesis_home(tmp_path_factory):
+    """Hypothesis keeps caches in ./.hypothesis by default: here they go to a temp folder instead."""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    set_hypothesis_home_dir(tmp_path_factory.mktemp("hypothesis"))
+    yield
+    set_hypothesis_home_dir(None)
+
+
 @pytest.fixture(scope="module")
 def fuzz_service(module_services):
     svc = module_services("--models", "FAKE-VISUAL", "--workers", "1", "--queue-size", "10000", "--max-upload-mb", "1",
