@@ -114,10 +114,12 @@ def postgres_url(tmp_path_factory):
         for parent in [root, *root.parents][:4]:
             os.chmod(parent, os.stat(parent).st_mode | 0o711)
     data, port = root / "data", free_port()
-    subprocess.run([initdb, "-D", str(data), "-U", "forensics", "--auth=trust", "-E", "UTF8"], check=True,
-                   capture_output=True, timeout=120, **as_user)
+    made = subprocess.run([initdb, "-D", str(data), "-U", "forensics", "--auth=trust", "-E", "UTF8"], check=False,
+                          capture_output=True, text=True, timeout=120, cwd=root, **as_user)
+    assert made.returncode == 0, made.stderr
     server = subprocess.Popen([postgres, "-D", str(data), "-h", "127.0.0.1", "-p", str(port), "-k", str(root),
-                               "-c", "fsync=off"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **as_user)
+                               "-c", "fsync=off"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=root,
+                              **as_user)
     import psycopg
 
     deadline = time.monotonic() + 30
