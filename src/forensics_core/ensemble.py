@@ -105,6 +105,7 @@ def run_ensemble(detectors: list[Detector], paths: Iterable[str | os.PathLike], 
                  weights: dict[str, float] | None = None, threshold: float = DEFAULT_THRESHOLD) -> Iterator[EnsembleReport]:
     """Yield one :class:`EnsembleReport` per path; the detectors must already be loaded."""
     from .media import probe
+    from .media.faces import face_cache
 
     options = options or {}
     for path in paths:
@@ -116,5 +117,6 @@ def run_ensemble(detectors: list[Detector], paths: Iterable[str | os.PathLike], 
             yield EnsembleReport(media_path=os.fspath(path), results=rows,
                                  combined=CombinedVerdict(status="abstained", method=method, threshold=threshold, reason=f"{exc.code}: {exc.message}"))
             continue
-        rows = [run_one(d, path, options.get(d.card.id), modalities=modalities, abstain=True) for d in detectors]
+        with face_cache():  # one file's faces are found once and shared by every detector
+            rows = [run_one(d, path, options.get(d.card.id), modalities=modalities, abstain=True) for d in detectors]
         yield EnsembleReport(media_path=os.fspath(path), results=rows, combined=combine(rows, method, weights, threshold))
