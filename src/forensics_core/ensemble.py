@@ -119,6 +119,7 @@ def run_ensemble(detectors: list[Detector], paths: Iterable[str | os.PathLike], 
                  weights: dict[str, float] | None = None, threshold: float = DEFAULT_THRESHOLD) -> Iterator[EnsembleReport]:
     """Yield one :class:`EnsembleReport` per path; the detectors must already be loaded."""
     from .media import probe
+    from .media.faces import face_cache
 
     options = options or {}
     cards = {d.card.id: d.card for d in detectors}
@@ -131,6 +132,7 @@ def run_ensemble(detectors: list[Detector], paths: Iterable[str | os.PathLike], 
             combined = combine(rows, method, weights, threshold, cards).model_copy(update={"reason": f"{exc.code}: {exc.message}"})
             yield EnsembleReport(media_path=os.fspath(path), results=rows, combined=combined)
             continue
-        rows = [run_one(d, path, options.get(d.card.id), modalities=modalities, abstain=True) for d in detectors]
+        with face_cache():  # one file's faces are found once and shared by every detector
+            rows = [run_one(d, path, options.get(d.card.id), modalities=modalities, abstain=True) for d in detectors]
         yield EnsembleReport(media_path=os.fspath(path), results=rows, combined=combine(rows, method, weights, threshold, cards),
                              media=info.to_dict())

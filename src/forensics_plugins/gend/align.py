@@ -45,10 +45,13 @@ class AlignedFace:
     size: int
 
     def source_box(self) -> list[float]:
-        """The crop's footprint in source pixels, as an axis-aligned box ``[x0, y0, x1, y1]``."""
+        """The crop's footprint in the source, as an axis-aligned box ``[x0, y0, x1, y1]``.
+
+        In continuous coordinates (pixel ``i`` spans ``[i, i+1)``), as the face stage's boxes.
+        """
         inverse = np.linalg.inv(np.vstack([self.matrix, [0.0, 0.0, 1.0]]))[:2]
-        s = float(self.size)
-        corners = np.array([[0.0, 0.0, 1.0], [s, 0.0, 1.0], [0.0, s, 1.0], [s, s, 1.0]]) @ inverse.T
+        lo, hi = -0.5, self.size - 0.5  # the crop's outer edges, in pixel-centre coordinates
+        corners = np.array([[lo, lo, 1.0], [hi, lo, 1.0], [lo, hi, 1.0], [hi, hi, 1.0]]) @ inverse.T + 0.5
         return [float(corners[:, 0].min()), float(corners[:, 1].min()), float(corners[:, 0].max()), float(corners[:, 1].max())]
 
 

@@ -24,7 +24,7 @@ from forensics_core.results import DetectionResult, label_for
 
 from . import faces as faces_mod
 from .align import AlignedFace, align_face
-from .frames import CHUNK, frame_count, read_frames, read_image
+from .frames import CHUNK, frame_count, read_bgr, read_image
 from .options import GenDOptions
 from .preprocess import model_input
 from .sampling import max_spread_order
@@ -115,7 +115,7 @@ class GenDDetector(Detector):
         else:
             with stage("open"):
                 count, fps = frame_count(path, info=info, limits=limits)
-            samples, tried = self._video_samples(path, info, limits, count, options, stage)
+            samples, tried = self._video_samples(path, count, fps, options, stage)
         media = {**info.to_dict(), "frame_count": count, "fps": fps or None}
         if not samples:
             where = "the image" if info.still_image else f"any of the {tried} frames tried (of {count})"
@@ -141,45 +141,51 @@ class GenDDetector(Detector):
             choice = faces_mod.given_landmarks(options.landmarks, still=True, frame_count=1)[0]
         else:
             with stage("faces"):
-                choice = faces_mod.detect_largest(image)
+                choice = faces_mod.largest_in_image(image)
         if choice is None:
             return []
         sample = self._sample(0, image, choice, options, stage, given=options.landmarks is not None)
         return [sample] if sample else []
 
-    def _video_samples(self, path, info, limits, count: int, options: GenDOptions, stage) -> tuple[list[Sample], int]:
+    def _video_samples(self, path, count: int, fps: float, options: GenDOptions, stage) -> tuple[list[Sample], int]:
         """The faces to analyse, in frame order, and how many frames were examined."""
+        def read(indices):
+            with stage("decode"):
+                return read_bgr(path, indices)
+
         if options.landmarks is not None:
             given = faces_mod.given_landmarks(options.landmarks, still=False, frame_count=count)
             samples = []
-            frames = read_frames(path, list(given), info=info, limits=limits)
-            while True:
-                with stage("decode"):
-                    item = next(frames, None)
-                if item is None:
-                    break
-                samples.append(self._sample(item[0], item[1], given[item[0]], options, stage, given=True))
+            for start in range(0, len(given), CHUNK):
+                frames = read(list(given)[start:start + CHUNK])
+                samples.extend(self._sample(i, frame[:, :, ::-1], given[i], options, stage, given=True) for i, frame in frames.items())
             return sorted(samples, key=lambda s: s.frame), len(given)
+        from forensics_core.media.faces import face_cache
+
         order = max_spread_order(count)
+        video = faces_mod.VideoFaces(path, fps)
         found: list[Sample] = []
         tried = 0
-        while len(found) < options.num_frames and tried < min(count, options.max_frames_tried):
-            # never more than still needed, so the faces kept are exactly the first num_frames in upstream's order
-            batch = list(islice(order, min(CHUNK, options.num_frames - len(found), options.max_frames_tried - tried)))
-            if not batch:
-                break
-            tried += len(batch)
-            frames = read_frames(path, batch, info=info, limits=limits)
-            while True:
-                with stage("decode"):
-                    item = next(frames, None)
-                if item is None:
+        with face_cache():  # inside an ensemble: the one the host opened for this file
+            while len(found) < options.num_frames and tried < min(count, options.max_frames_tried):
+                # never more than still needed, so the faces kept are exactly the first num_frames in upstream's order
+                batch = list(islice(order, min(CHUNK, options.num_frames - len(found), options.max_frames_tried - tried)))
+                if not batch:
                     break
-                with stage("faces"):
-                    choice = faces_mod.detect_largest(item[1])
-                sample = self._sample(item[0], item[1], choice, options, stage) if choice is not None else None
-                if sample is not None:
-                    found.append(sample)
+                tried += len(batch)
+                before, started = stage.timings.get("decode", 0.0), time.perf_counter()
+                frames, chosen = video.batch(batch, read)
+                spent = time.perf_counter() - started - (stage.timings.get("decode", 0.0) - before)
+                stage.timings["faces"] = stage.timings.get("faces", 0.0) + spent
+                for index, face in chosen.items():
+                    sample = self._sample(index, frames[index][:, :, ::-1], face, options, stage)
+                    if sample is not None:
+                        found.append(sample)
+                frames.clear()
+            with stage("faces"):
+                tracked = video.tracks({s.frame: s.face for s in found})
+        for s in found:
+            s.face = tracked[s.frame]
         return sorted(found, key=lambda s: s.frame), tried
 
     def _sample(self, index: int, picture: np.ndarray, face: faces_mod.FaceChoice, options: GenDOptions, stage,

@@ -1,24 +1,25 @@
-"""Pictures for GenD: a still image, or chosen frames of a video, as RGB arrays.
+"""Pictures for GenD: a still image, or chosen frames of a video.
 
 Still images are decoded with Pillow, as upstream (imageio's Pillow plugin), and
 turned upright from their EXIF orientation, so that landmarks and boxes refer to the
 picture as it is displayed (upstream ignores EXIF; for a photo without an orientation
-tag the pixels are the same). Video frames come from OpenCV through LipFD's frame
-reader (frame-accurate seeks, verified), a few at a time, so memory holds at most
-``CHUNK`` full frames whatever the video's length or resolution.
+tag the pixels are the same). Video frames come from the host's frame reader
+(:mod:`forensics_core.media.frames`: OpenCV's FFmpeg backend, frames numbered in
+decoding order from 0 as LIPFD-V1 and the face stage number them), a few at a time,
+so memory holds at most ``CHUNK`` full frames whatever the video's length.
 """
 from __future__ import annotations
 
-import inspect
 import os
-from collections.abc import Iterable, Iterator
 
 import numpy as np
 
 from forensics_core.errors import MediaProcessingError, reading_media
 
-#: frames decoded per reader pass (each pass seeks in increasing order)
+#: frames decoded per reader pass
 CHUNK = 8
+#: demuxers whose headers store the frame count (what upstream's PyAV reads); others are counted by packets
+COUNTED_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "avi"})
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
@@ -31,30 +32,29 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         return np.asarray(upright.convert("RGB"))
 
 
-def read_frames(path: str | os.PathLike, indices: Iterable[int], *, info, limits) -> Iterator[tuple[int, np.ndarray]]:
-    """``(index, RGB frame)`` for each wanted index, in increasing order within each chunk of ``CHUNK``."""
-    from forensics_plugins.lipfd.video import FrameReader
+def read_bgr(path: str | os.PathLike, indices: list[int]) -> dict[int, np.ndarray]:
+    """The decodable BGR frames among ``indices`` (an undecodable frame is left out, as upstream skips it)."""
+    from forensics_core.media.frames import read_frames
 
-    wanted = list(indices)
-    for start in range(0, len(wanted), CHUNK):
-        chunk = sorted(set(wanted[start:start + CHUNK]))
-        with FrameReader(path, info=info, limits=limits) as reader:
-            kwargs = {}
-            if "transform" in inspect.signature(reader.read_windows).parameters:
-                kwargs["transform"] = lambda _index, frame: frame  # full resolution, not LipFD's 500 x 500
-            frames = reader.read_windows(chunk, 1, "auto", **kwargs)
-        for index in chunk:
-            yield index, frames.pop(index)[:, :, ::-1]
+    return read_frames(path, indices)
 
 
 def frame_count(path: str | os.PathLike, *, info, limits) -> tuple[int, float]:
-    """(number of frames, fps) as the frame reader sees them (stored count, else counted packets)."""
-    from forensics_plugins.lipfd.video import FrameReader
+    """(number of frames, fps): the container's stored count (mp4, mov, avi), else the packets counted."""
+    import cv2
 
-    with FrameReader(path, info=info, limits=limits) as reader:
-        count, fps = reader.frame_count, reader.fps or (info.fps or 0.0)
-        if count <= 0:
-            count = reader.count_frames(limit=int((limits.max_duration_s or 4 * 3600) * max(fps, 1) * 2))
+    from forensics_core.media import probe
+    from forensics_core.media.frames import open_capture
+
+    with reading_media(path):
+        cap = open_capture(path)
+        if cap is None:
+            raise MediaProcessingError("decode_failed", f"{path}: OpenCV could not open the video stream", path=path)
+        try:
+            fps, stored = float(cap.get(cv2.CAP_PROP_FPS)) or 0.0, int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        finally:
+            cap.release()
+    count = stored if info.format_name in COUNTED_FORMATS and stored > 0 else (probe(path, limits=limits, exact=True).frame_count or 0)
     if count <= 0:
         raise MediaProcessingError("decode_failed", f"{path}: no decodable video frames", path=path)
-    return count, fps
+    return count, fps or (info.fps or 0.0)
