@@ -88,9 +88,9 @@ class GenDDetector(Detector):
         if threads:
             torch.set_num_threads(threads)
         path = resolve_weights(self.card.id, self.card.weights, weights)
-        net = build(read_state_dict(path))
-        if precision != "fp32":
-            net.tower.to(getattr(torch, DTYPES[precision]))  # the head stays in fp32
+        state = read_state_dict(path)
+        net = build(state, source=os.fspath(path), dtype=getattr(torch, DTYPES[precision]))
+        del state
         self.net = net.to(dev)
         self.device, self.precision, self.weights_path = dev, precision, os.fspath(path)
         log.info("loaded", detector_id=self.card.id, device=dev, precision=precision, weights=self.weights_path)

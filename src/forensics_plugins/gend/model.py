@@ -38,15 +38,24 @@ class GenDNet(nn.Module):
         return self.head(self.features(x))
 
 
-def build(state: dict) -> GenDNet:
-    """The network with the checkpoint's tensors (``state`` in the released key layout), in eval mode."""
-    from ._interim_vit import interim_from_hf
+def build(state: dict, source: str = "checkpoint", dtype: torch.dtype = torch.float32) -> GenDNet:
+    """The network with the checkpoint's tensors (``state`` in the released key layout), ready for inference.
 
-    tower = interim_from_hf(state, prefix=TOWER_PREFIX)
+    The tower is the project's shared CLIP ViT (:mod:`forensics_plugins.nn`), the same module
+    LIPFD-V1 uses with OpenAI's layout; here the HF ``CLIPVisionModel`` keys are mapped onto
+    it without ``visual_projection`` (GenD pools ``post_layernorm(CLS)``, no projection).
+    ``dtype`` is the tower's (bf16 converts once, no fp32 copy kept); the head stays fp32.
+    """
+    from forensics_plugins.nn import ViT, vit_config_from_hf_clip_state, vit_from_hf_clip_state
+
+    config = vit_config_from_hf_clip_state(state, TOWER_PREFIX)
     with torch.device("meta"):
-        head = LinearNormHead()
+        tower = ViT(config)
+        head = LinearNormHead(config.width)
+    tower.load_state_dict(vit_from_hf_clip_state(state, TOWER_PREFIX, config=config, source=source), strict=True, assign=True)
     head.load_state_dict({"linear.weight": state[HEAD[0]], "linear.bias": state[HEAD[1]]}, strict=True, assign=True)
-    net = GenDNet(tower, head).eval()
-    for p in net.parameters():
+    tower.prepare_inference(dtype)
+    net = GenDNet(tower, head.eval())
+    for p in net.head.parameters():
         p.requires_grad_(False)
     return net

@@ -11,6 +11,7 @@ is checked finite after reading.
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 from pathlib import Path
@@ -49,8 +50,8 @@ def expected_layout() -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def read_header(path: Path) -> dict[str, dict]:
-    """The safetensors header (key -> dtype, shape, offsets) without reading any tensor."""
+def read_header(path: Path) -> tuple[dict[str, dict], int]:
+    """The safetensors header (key -> dtype, shape, offsets) and where the data starts, reading no tensor."""
     try:
         with open(path, "rb") as fh:
             raw = fh.read(8)
@@ -60,11 +61,13 @@ def read_header(path: Path) -> dict[str, dict]:
             if length > MAX_HEADER_BYTES:
                 raise ValueError(f"header length {length} is not plausible")
             header = json.loads(fh.read(length))
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a JSON object")
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise WeightsError(f"{path}: not a readable safetensors file ({exc})",
                            hint="the file is truncated or not safetensors; download it again (`forensics pull GEND-CLIP-L14 --force`)") from exc
     header.pop("__metadata__", None)
-    return header
+    return header, 8 + length
 
 
 def check_layout(header: dict[str, dict], source: str | os.PathLike) -> None:
@@ -89,7 +92,7 @@ def validate_checkpoint(path: str | os.PathLike) -> None:
     """Cheap check that ``path`` is a GenD checkpoint (header only): for downloads before they enter the cache."""
     path = Path(path)
     _refuse_pickle(path)
-    check_layout(read_header(path), path)
+    check_layout(read_header(path)[0], path)
 
 
 def _refuse_pickle(path: Path) -> None:
@@ -102,20 +105,34 @@ def _refuse_pickle(path: Path) -> None:
 
 
 def read_state_dict(path: str | os.PathLike) -> dict:
-    """The checked tensors of a GenD ``.safetensors`` file (header first, then data, then finiteness)."""
+    """The checked tensors of a GenD ``.safetensors`` file: header first, then the data, then finiteness.
+
+    Tensors are views of a private memory map of the file (no copy): the tower converts
+    or folds what it changes and hands those pages back, so loading never holds two
+    copies of the weights.
+    """
+    import mmap
+
     import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
     path = Path(path)
     if not path.is_file():
         raise WeightsError(f"weights file not found: {path}", hint="check --weights / FORENSICS_GEND_WEIGHTS, or run `forensics pull GEND-CLIP-L14`")
-    validate_checkpoint(path)
-    try:
-        state = load_file(os.fspath(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise WeightsError(f"{path}: not a readable safetensors file ({exc})",
-                           hint="the file is truncated; download it again (`forensics pull GEND-CLIP-L14 --force`)") from exc
+    _refuse_pickle(path)
+    header, start = read_header(path)
+    check_layout(header, path)
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        mapped = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
+    data = memoryview(mapped)
+    state = {}
+    for key, meta in header.items():
+        begin, end = (start + int(v) for v in meta.get("data_offsets", (-1, -1)))
+        shape = tuple(int(v) for v in meta["shape"])
+        if not start <= begin <= end <= size or end - begin != 4 * math.prod(shape):
+            raise WeightsError(f"{path}: tensor {key} lies outside the file or has the wrong length (truncated?)",
+                               hint="download it again (`forensics pull GEND-CLIP-L14 --force`)")
+        state[key] = torch.frombuffer(data[begin:end], dtype=torch.float32).view(shape)
     bad = [k for k, t in state.items() if not bool(torch.isfinite(t).all())]
     if bad:
         raise WeightsError(f"{path}: {len(bad)} tensors hold NaN or infinity, e.g. {', '.join(bad[:3])}",
