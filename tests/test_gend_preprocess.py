@@ -70,8 +70,45 @@ def test_warp_is_opencv4_fixed_point_on_the_reference_matrix(g1_image, g1_expect
     """With upstream's own M the warp alone reproduces upstream's crop (OpenCV 5's warp does not)."""
     m = np.array(g1_expected["alignment"]["M"])
     assert np.array_equal(warp_affine(g1_image, m, 165), _png("aligned.png"))
-    grey = warp_affine(g1_image[:, :, 1], m, 165)
+    grey = warp_affine(np.ascontiguousarray(g1_image[:, :, 1]), m, 165)
     assert grey.shape == (165, 165) and np.array_equal(grey, _png("aligned.png")[:, :, 1])
+
+
+def _opencv4_bilinear(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """OpenCV 4's warpAffine INTER_LINEAR arithmetic, written out independently (imgwarp.cpp):
+    positions rounded to 1/32 pixel in fixed point, integer weights (32 - fx)(32 - fy) * 32 ... summing
+    to 2**15, rounded half up; outside neighbours are the border value 0."""
+    m = np.asarray(matrix, dtype=np.float64)
+    inv = np.linalg.inv(np.vstack([m, [0, 0, 1]]))[:2]
+    xs = np.arange(size, dtype=np.float64)
+    X = (np.rint((inv[0, 1] * xs + inv[0, 2]) * 1024).astype(np.int64)[:, None] + 16
+         + np.rint(inv[0, 0] * xs * 1024).astype(np.int64)[None, :]) >> 5
+    Y = (np.rint((inv[1, 1] * xs + inv[1, 2]) * 1024).astype(np.int64)[:, None] + 16
+         + np.rint(inv[1, 0] * xs * 1024).astype(np.int64)[None, :]) >> 5
+    sx, sy, fx, fy = X >> 5, Y >> 5, X & 31, Y & 31
+    src = image.astype(np.int64).reshape(image.shape[0], image.shape[1], -1)
+    h, w = src.shape[:2]
+    acc = 0
+    for dy, dx, wgt in ((0, 0, (32 - fx) * (32 - fy)), (0, 1, fx * (32 - fy)), (1, 0, (32 - fx) * fy), (1, 1, fx * fy)):
+        px, py = sx + dx, sy + dy
+        inside = (px >= 0) & (px < w) & (py >= 0) & (py < h)
+        acc = acc + np.where(inside[..., None], src[np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)], 0) * (32 * wgt)[..., None]
+    out = np.clip((acc + (1 << 14)) >> 15, 0, 255).astype(np.uint8)
+    return out.reshape(size, size, *image.shape[2:])
+
+
+@pytest.mark.parametrize("matrix, size", [
+    ([[0.989184, 0.047068, -145.0504], [-0.047068, 0.989184, -10.5510]], 165),
+    ([[1.3, 0.2, -300.0], [-0.2, 1.3, -100.0]], 400),  # partly outside: black border
+    ([[0.31, -0.05, 12.25], [0.05, 0.31, 3.5]], 97),  # shrinking
+    ([[2.7, 0.9, -700.3], [-0.9, 2.7, 150.8]], 256),  # enlarging and rotated
+    ([[1.0, 0.0, 5000.0], [0.0, 1.0, 0.0]], 32),  # entirely outside
+])
+def test_warp_is_opencv4_arithmetic(g1_image, matrix, size):
+    m = np.array(matrix)
+    assert np.array_equal(warp_affine(g1_image, m, size), _opencv4_bilinear(g1_image, m, size))
+    grey = np.ascontiguousarray(g1_image[:, :, 0])
+    assert np.array_equal(warp_affine(grey, m, size), _opencv4_bilinear(grey, m, size))
 
 
 def test_warp_border_is_black(g1_image):

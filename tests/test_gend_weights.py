@@ -153,3 +153,16 @@ def test_env_var_names_the_weights(tmp_path, monkeypatch):
     target.write_bytes(b"x")
     monkeypatch.setenv("FORENSICS_GEND_WEIGHTS", str(target))
     assert resolve_weights(card.id, card.weights) == target
+
+
+def test_tensor_data_beyond_the_end_of_the_file(tmp_path, monkeypatch):
+    """A header that promises more bytes than the file holds (a truncated download) is refused before reading."""
+    import torch
+
+    import forensics_plugins.gend.weights as gw
+
+    path = _tiny_safetensors(tmp_path / "cut.safetensors", {"model.linear.weight": torch.ones(2, 1024)})
+    path.write_bytes(path.read_bytes()[:-100])
+    monkeypatch.setattr(gw, "check_layout", lambda header, source: None)
+    with pytest.raises(WeightsError, match="outside the file"):
+        gw.read_state_dict(path)

@@ -18,7 +18,8 @@ optimum, and changed ``warpAffine``'s bilinear arithmetic (up to 3 grey levels o
 10 % of the pixels; 2.7e-3 in the logits). So the inliers come from OpenCV, and
 the two steps that moved are computed here as OpenCV 4 computes them: the refined
 similarity is the least-squares optimum over the inliers (OpenCV 4.12's result to
-1e-12), and :func:`warp_affine` is OpenCV 4's fixed-point bilinear warp, bit for bit.
+1e-12), and :func:`warp_affine` is OpenCV 4's fixed-point bilinear warp, bit for bit
+(its fixed-point positions computed here, the interpolation by ``cv2.remap``).
 
 The warp works per channel, so aligning the RGB frame gives the same pixels as
 upstream's BGR frame followed by its PNG round trip to RGB.
@@ -109,10 +110,8 @@ def similarity(landmarks: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, list
     return matrix, [int(i) for i in inliers]
 
 
-#: OpenCV 4's fixed-point warp: coordinates with 10 fractional bits, 5 of them kept (32 sub-pixel steps),
-#: weights with 15 bits
-_AB_BITS, _INTER_BITS, _COEF_BITS = 10, 5, 15
-_ROWS_PER_BLOCK = 64
+#: OpenCV 4's fixed-point warp: coordinates with 10 fractional bits, 5 of them kept (32 sub-pixel steps)
+_AB_BITS, _INTER_BITS = 10, 5
 
 
 def _inverse(matrix: np.ndarray) -> np.ndarray:
@@ -126,44 +125,38 @@ def _inverse(matrix: np.ndarray) -> np.ndarray:
     return m
 
 
-def warp_affine(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
-    """``cv2.warpAffine(image, matrix, (size, size), flags=INTER_LINEAR)`` as OpenCV 4 computes it (uint8, HxWxC).
+def fixed_point_maps(matrix: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """OpenCV 4 ``warpAffine``'s source positions: whole pixels (int16 x, y) and the 1/32 sub-pixel cell.
 
-    Each output pixel's source position is rounded to 1/32 pixel in fixed point; the
-    four neighbours are weighted by integer weights summing to 2**15 and rounded half
-    up; neighbours outside the image count as black (BORDER_CONSTANT 0).
+    Per output pixel ``(x, y)``: ``X = (rint((m1 y + m2) 1024) + 16 + rint(m0 x 1024)) >> 5`` and the
+    same for ``Y``; the whole pixel is ``X >> 5``, the cell ``(Y & 31) * 32 + (X & 31)``.
     """
-    src = np.asarray(image)
-    if src.ndim == 2:
-        src = src[:, :, None]
-    h, w = src.shape[:2]
     m = _inverse(matrix)
     one, steps = 1 << _AB_BITS, 1 << _INTER_BITS
-    shift = _AB_BITS - _INTER_BITS
     xs = np.arange(size, dtype=np.float64)
-    adelta = np.rint(m[0] * xs * one).astype(np.int64)
-    bdelta = np.rint(m[3] * xs * one).astype(np.int64)
-    out = np.empty((size, size, src.shape[2]), dtype=np.uint8)
-    for top in range(0, size, _ROWS_PER_BLOCK):
-        ys = np.arange(top, min(size, top + _ROWS_PER_BLOCK), dtype=np.float64)
-        x0 = np.rint((m[1] * ys + m[2]) * one).astype(np.int64) + one // steps // 2
-        y0 = np.rint((m[4] * ys + m[5]) * one).astype(np.int64) + one // steps // 2
-        fx_all = (x0[:, None] + adelta[None, :]) >> shift
-        fy_all = (y0[:, None] + bdelta[None, :]) >> shift
-        sx, sy = fx_all >> _INTER_BITS, fy_all >> _INTER_BITS
-        fx, fy = fx_all & (steps - 1), fy_all & (steps - 1)
-        scale = (1 << _COEF_BITS) // (steps * steps)
-        acc = np.zeros(sx.shape + (src.shape[2],), dtype=np.int64)
-        for dy, dx, weight in ((0, 0, (steps - fx) * (steps - fy)), (0, 1, fx * (steps - fy)),
-                               (1, 0, (steps - fx) * fy), (1, 1, fx * fy)):
-            px, py = sx + dx, sy + dy
-            inside = (px >= 0) & (px < w) & (py >= 0) & (py < h)
-            sample = src[np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)].astype(np.int64)
-            acc += np.where(inside[..., None], sample, 0) * (weight * scale)[..., None]
-        block = (acc + (1 << (_COEF_BITS - 1))) >> _COEF_BITS
-        block[(sx >= w) | (sx + 1 < 0) | (sy >= h) | (sy + 1 < 0)] = 0
-        out[top:top + len(ys)] = np.clip(block, 0, 255)
-    return out if np.asarray(image).ndim == 3 else out[:, :, 0]
+    x0 = np.rint((m[1] * xs + m[2]) * one).astype(np.int64) + one // steps // 2
+    y0 = np.rint((m[4] * xs + m[5]) * one).astype(np.int64) + one // steps // 2
+    fx = (x0[:, None] + np.rint(m[0] * xs * one).astype(np.int64)[None, :]) >> (_AB_BITS - _INTER_BITS)
+    fy = (y0[:, None] + np.rint(m[3] * xs * one).astype(np.int64)[None, :]) >> (_AB_BITS - _INTER_BITS)
+    whole = np.stack([fx >> _INTER_BITS, fy >> _INTER_BITS], axis=-1)
+    whole = np.clip(whole, np.iinfo(np.int16).min, np.iinfo(np.int16).max).astype(np.int16)
+    cell = ((fy & (steps - 1)) * steps + (fx & (steps - 1))).astype(np.uint16)
+    return whole, cell
+
+
+def warp_affine(image: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """``cv2.warpAffine(image, matrix, (size, size), flags=INTER_LINEAR)`` as OpenCV 4 computes it.
+
+    The positions are OpenCV 4's fixed-point ones (:func:`fixed_point_maps`); ``cv2.remap``
+    with fixed-point maps then weighs the four neighbours with OpenCV's 15-bit bilinear
+    table, unchanged in OpenCV 5 (tests/test_gend_preprocess.py checks it against an
+    independent implementation of that arithmetic and against upstream's crops).
+    Neighbours outside the image are black.
+    """
+    import cv2
+
+    whole, cell = fixed_point_maps(matrix, size)
+    return cv2.remap(np.ascontiguousarray(image), whole, cell, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
 def check_landmarks(landmarks) -> np.ndarray:
