@@ -24,7 +24,7 @@ from forensics_core.results import DetectionResult, label_for
 
 from . import faces as faces_mod
 from .align import AlignedFace, align_face
-from .frames import CHUNK, frame_count, read_bgr, read_image
+from .frames import frame_count, frames_per_pass, read_bgr, read_image
 from .options import GenDOptions
 from .preprocess import model_input
 from .sampling import max_spread_order
@@ -115,7 +115,7 @@ class GenDDetector(Detector):
         else:
             with stage("open"):
                 count, fps = frame_count(path, info=info, limits=limits)
-            samples, tried = self._video_samples(path, count, fps, options, stage)
+            samples, tried = self._video_samples(path, info, count, fps, options, stage, warnings)
         media = {**info.to_dict(), "frame_count": count, "fps": fps or None}
         if not samples:
             where = "the image" if info.still_image else f"any of the {tried} frames tried (of {count})"
@@ -147,7 +147,8 @@ class GenDDetector(Detector):
         sample = self._sample(0, image, choice, options, stage, given=options.landmarks is not None)
         return [sample] if sample else []
 
-    def _video_samples(self, path, count: int, fps: float, options: GenDOptions, stage) -> tuple[list[Sample], int]:
+    def _video_samples(self, path, info, count: int, fps: float, options: GenDOptions, stage,
+                       warnings: list[str]) -> tuple[list[Sample], int]:
         """The faces to analyse, in frame order, and how many frames were examined."""
         def read(indices):
             with stage("decode"):
@@ -156,34 +157,35 @@ class GenDDetector(Detector):
         if options.landmarks is not None:
             given = faces_mod.given_landmarks(options.landmarks, still=False, frame_count=count)
             samples = []
-            for start in range(0, len(given), CHUNK):
-                frames = read(list(given)[start:start + CHUNK])
+            per_pass = frames_per_pass(info)
+            for start in range(0, len(given), per_pass):
+                frames = read(list(given)[start:start + per_pass])
                 samples.extend(self._sample(i, frame[:, :, ::-1], given[i], options, stage, given=True) for i, frame in frames.items())
+            lost = sorted(set(given) - {s.frame for s in samples})
+            if lost:
+                warnings.append(f"frames {lost[:10]} with given landmarks could not be decoded and were left out")
             return sorted(samples, key=lambda s: s.frame), len(given)
-        from forensics_core.media.faces import face_cache
-
         order = max_spread_order(count)
-        video = faces_mod.VideoFaces(path, fps)
+        video = faces_mod.VideoFaces(fps)
+        per_pass = frames_per_pass(info)
         found: list[Sample] = []
         tried = 0
-        with face_cache():  # inside an ensemble: the one the host opened for this file
-            while len(found) < options.num_frames and tried < min(count, options.max_frames_tried):
-                # never more than still needed, so the faces kept are exactly the first num_frames in upstream's order
-                batch = list(islice(order, min(CHUNK, options.num_frames - len(found), options.max_frames_tried - tried)))
-                if not batch:
-                    break
-                tried += len(batch)
-                before, started = stage.timings.get("decode", 0.0), time.perf_counter()
-                frames, chosen = video.batch(batch, read)
-                spent = time.perf_counter() - started - (stage.timings.get("decode", 0.0) - before)
-                stage.timings["faces"] = stage.timings.get("faces", 0.0) + spent
-                for index, face in chosen.items():
-                    sample = self._sample(index, frames[index][:, :, ::-1], face, options, stage)
-                    if sample is not None:
-                        found.append(sample)
-                frames.clear()
-            with stage("faces"):
-                tracked = video.tracks({s.frame: s.face for s in found})
+        while len(found) < options.num_frames and tried < min(count, options.max_frames_tried):
+            # never more than still needed, so the faces kept are exactly the first num_frames in upstream's order
+            batch = list(islice(order, min(per_pass, options.num_frames - len(found), options.max_frames_tried - tried)))
+            if not batch:
+                break
+            tried += len(batch)
+            frames = read(batch)
+            for index in sorted(frames):
+                frame = frames.pop(index)
+                with stage("faces"):
+                    face = video.largest(index, frame)
+                sample = self._sample(index, frame[:, :, ::-1], face, options, stage) if face is not None else None
+                if sample is not None:
+                    found.append(sample)
+        with stage("faces"):
+            tracked = video.tracks({s.frame: s.face for s in found})
         for s in found:
             s.face = tracked[s.frame]
         return sorted(found, key=lambda s: s.frame), tried

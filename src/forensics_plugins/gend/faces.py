@@ -52,44 +52,61 @@ def choice(face, track: int | None = None) -> FaceChoice:
                       track, float(face.score))
 
 
-def largest_in_image(image_rgb: np.ndarray) -> FaceChoice | None:
-    """The largest face the host's face stage finds in a picture (by box area, as upstream)."""
-    from forensics_core.media.faces import detect_image
+#: the face detector sees at most this many pixels on the long side, as upstream's RetinaFace (640 x 640 letterbox)
+DETECT_SIDE = 640
 
-    faces = detect_image(np.ascontiguousarray(image_rgb[:, :, ::-1]))
-    best = max(faces, key=lambda f: f.width * f.height, default=None)
+
+def detect(picture_bgr: np.ndarray) -> list:
+    """The host face stage's faces on a picture shrunk to at most ``DETECT_SIDE`` px (bilinear,
+    as upstream's letterbox), boxes and landmarks scaled back to the picture's pixels."""
+    import cv2
+
+    from forensics_core.media.faces import Face, detect_image
+
+    h, w = picture_bgr.shape[:2]
+    factor = min(1.0, DETECT_SIDE / max(h, w))
+    if factor == 1.0:
+        return detect_image(np.ascontiguousarray(picture_bgr))
+    small = cv2.resize(picture_bgr, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_LINEAR)
+    sx, sy = w / small.shape[1], h / small.shape[0]  # continuous coordinates scale exactly
+    return [Face(box=(f.box[0] * sx, f.box[1] * sy, f.box[2] * sx, f.box[3] * sy),
+                 landmarks=np.asarray(f.landmarks, dtype=np.float64) * (sx, sy), score=f.score)
+            for f in detect_image(small)]
+
+
+def largest(faces):
+    """The largest face by box area (upstream's rule), or None."""
+    return max(faces, key=lambda f: f.width * f.height, default=None)
+
+
+def largest_in_image(image_rgb: np.ndarray) -> FaceChoice | None:
+    """The largest face in a picture (RGB)."""
+    best = largest(detect(np.ascontiguousarray(image_rgb[:, :, ::-1])))
     return None if best is None else choice(best)
 
 
 class VideoFaces:
-    """The face stage on a video, batch by batch: each batch's frames are decoded once and kept for alignment.
+    """The largest face of each sampled frame, and the tracks that link them.
 
-    Frames the detection already saw (another detector of the same ensemble) come from the
-    stage's cache; GenD decodes them only to align. No bridge frames are searched: GenD
-    needs the largest face of each sampled frame, not a face followed between them.
+    GenD needs the largest face of each frame it samples, not a face followed between
+    them, so it searches only those frames (no bridge frames), on the pictures it
+    decoded for alignment, at upstream's detection size.
     """
 
-    def __init__(self, path, fps: float):
-        self.path, self.fps = path, fps
+    def __init__(self, fps: float):
+        self.fps = fps
         self.detections: dict[int, list] = {}
 
-    def batch(self, indices: list[int], read) -> tuple[dict[int, np.ndarray], dict[int, FaceChoice]]:
-        """``read(indices) -> {index: BGR frame}``; returns the decoded frames and the largest face of each."""
-        from forensics_core.media.faces import find_faces
-
-        frames = read(indices)
-        found = find_faces(self.path, indices, fps=self.fps, bridge_budget=0,
-                           read=lambda wanted: {i: frames[i] for i in wanted if i in frames})
-        chosen = {}
-        for index in frames:
-            face = found.largest(index)
-            if face is not None:
-                self.detections[index] = found.faces_at(index)
-                chosen[index] = choice(face)
-        return frames, chosen
+    def largest(self, index: int, frame_bgr: np.ndarray) -> FaceChoice | None:
+        faces = detect(frame_bgr)
+        best = largest(faces)
+        if best is None:
+            return None
+        self.detections[index] = faces
+        return choice(best)
 
     def tracks(self, chosen: dict[int, FaceChoice]) -> dict[int, FaceChoice]:
-        """The chosen faces with the id of the track each belongs to (tracks linked over the analysed frames)."""
+        """The chosen faces with the id of the track each belongs to (linked over the analysed frames)."""
         from forensics_core.media.faces import link
 
         out = {}

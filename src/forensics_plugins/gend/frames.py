@@ -5,8 +5,9 @@ turned upright from their EXIF orientation, so that landmarks and boxes refer to
 picture as it is displayed (upstream ignores EXIF; for a photo without an orientation
 tag the pixels are the same). Video frames come from the host's frame reader
 (:mod:`forensics_core.media.frames`: OpenCV's FFmpeg backend, frames numbered in
-decoding order from 0 as LIPFD-V1 and the face stage number them), a few at a time,
-so memory holds at most ``CHUNK`` full frames whatever the video's length.
+decoding order from 0 as LIPFD-V1 and the face stage number them), a pass at a time:
+one pass decodes its frames in increasing order (seeking far ahead), and holds at most
+256 MB of them (32 frames of 720p, 4 of 4K), whatever the video's length.
 """
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ import numpy as np
 
 from forensics_core.errors import MediaProcessingError, reading_media
 
-#: frames decoded per reader pass
-CHUNK = 8
+#: full frames held at once while sampling: this many bytes' worth, within [MIN_PASS, MAX_PASS] frames
+PASS_BYTES = 256 << 20
+MIN_PASS, MAX_PASS = 2, 32
 #: demuxers whose headers store the frame count (what upstream's PyAV reads); others are counted by packets
 COUNTED_FORMATS = frozenset({"mov,mp4,m4a,3gp,3g2,mj2", "avi"})
 
@@ -30,6 +32,12 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         im.seek(0)
         upright = ImageOps.exif_transpose(im)
         return np.asarray(upright.convert("RGB"))
+
+
+def frames_per_pass(info) -> int:
+    """How many full frames one decoding pass may hold (bounded memory, fewer seeks through a long GOP)."""
+    w, h = info.display_size or (1920, 1080)
+    return max(MIN_PASS, min(MAX_PASS, PASS_BYTES // max(1, w * h * 3)))
 
 
 def read_bgr(path: str | os.PathLike, indices: list[int]) -> dict[int, np.ndarray]:
