@@ -12,6 +12,7 @@ from .analyze import analyze
 from .batch import evaluate_command, scan_command
 from .common import exit_code_for, parse_option_pairs
 from .info import models, plugins, schema
+from .report import report
 from .weights import convert, pull
 
 
@@ -27,7 +28,7 @@ def main(log_level: str, log_format: str) -> None:
 
 
 
-for _command in (models, plugins, schema, pull, convert, analyze):
+for _command in (models, plugins, schema, pull, convert, analyze, report):
     main.add_command(_command)
 main.add_command(scan_command, "scan")
 main.add_command(evaluate_command, "evaluate")

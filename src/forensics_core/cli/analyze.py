@@ -1,6 +1,7 @@
 """``forensics analyze``: one or more files, one or more detectors, a row (or a document) per file."""
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import Any
@@ -38,8 +39,9 @@ def expand_all(model_ids) -> list[str]:
 @click.option("--combine", type=click.Choice(["mean", "max", "weighted"]), default="mean", show_default=True, help="Ensemble verdict from ok rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one result object; JSON lines for several files or models).")
 @click.option("--output", type=click.Path(dir_okay=False), help="Write the output to FILE instead of stdout.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Also write a self-contained HTML report to FILE.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def analyze(paths, model_ids, weights, audio_path, device, precision, option_pairs, combine, as_json, output, quiet) -> None:
+def analyze(paths, model_ids, weights, audio_path, device, precision, option_pairs, combine, as_json, output, report_path, quiet) -> None:
     """Analyse media files; one bad file never stops the others."""
     from .. import get_detector
     from ..ensemble import run_ensemble, run_one
@@ -74,24 +76,35 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
         progress = tqdm(total=len(paths), unit="file", file=sys.stderr)
     docs: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
+    capture = contextlib.nullcontext()
+    if report_path:
+        from ..report import capture_evidence
+
+        capture = capture_evidence()  # the images the detectors see now, so the report decodes nothing again
     try:
-        if len(detectors) == 1:
-            for path in paths:
-                row = run_one(detectors[0], path, by_id[detectors[0].card.id]).to_dict()
-                rows.append(row)
-                docs.append(row)
-                if progress:
-                    progress.update()
-        else:
-            for report in run_ensemble(detectors, paths, options=by_id, method=combine):
-                doc = report.to_dict()
-                rows.extend(doc["results"])
-                docs.append(doc)
-                if progress:
-                    progress.update()
+        with capture as captured:
+            if len(detectors) == 1:
+                for path in paths:
+                    row = run_one(detectors[0], path, by_id[detectors[0].card.id]).to_dict()
+                    rows.append(row)
+                    docs.append(row)
+                    if progress:
+                        progress.update()
+            else:
+                for report in run_ensemble(detectors, paths, options=by_id, method=combine):
+                    doc = report.to_dict()
+                    rows.extend(doc["results"])
+                    docs.append(doc)
+                    if progress:
+                        progress.update()
     finally:
         if progress:
             progress.close()
+    if report_path:
+        from ..report import write_html
+
+        written = write_html(docs, report_path, capture=captured, detectors={d.card.id: d for d in detectors})
+        click.echo(f"report: {written.resolve()}", err=True)
     if as_json:
         text = json.dumps(docs[0], indent=2) if len(docs) == 1 and len(detectors) == 1 else "\n".join(json.dumps(d) for d in docs)
     else:

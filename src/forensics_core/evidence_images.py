@@ -1,0 +1,103 @@
+"""Evidence images: what a detector looked at, for people to look at.
+
+Results (JSON) carry numbers, not pictures. A detector may offer the images behind its
+windows in two ways, both optional:
+
+* :meth:`Detector.evidence(media_path, result, windows=...) <forensics_core.detector.Detector.evidence>`
+  recomputes them deterministically from the media for the windows of a result,
+  without the model or its weights (``forensics report results.jsonl``);
+* during an analysis, a detector that has the images at hand anyway hands them to
+  :func:`offer`, which keeps a small copy only while someone asked for them
+  (:func:`capturing`, as ``forensics analyze --report`` does), so the media is not
+  decoded twice.
+
+The capture converts each image at once (the ``convert`` callable given to
+:func:`capturing`, e.g. a thumbnail encoder), so full-resolution pixels are never kept,
+and it keeps at most ``limit`` images per detector and file.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+EvidenceKind = Literal["input", "frame"]
+
+
+@dataclass(frozen=True)
+class EvidenceImage:
+    """One image behind one window of a result.
+
+    ``image``: encoded PNG/JPEG bytes, or a uint8 array ``H x W`` (grey) or ``H x W x 3``
+    in OpenCV's BGR order. ``kind``: ``"input"`` for the exact image the model read
+    (LipFD: the mel strip over the window's frames), ``"frame"`` for a picture of the
+    source video. ``boxes``: ``(x0, y0, x1, y1)`` rectangles in the image's own pixels
+    (a face box), drawn over it in reports.
+    """
+
+    window_index: int
+    image: Any
+    caption: str = ""
+    kind: EvidenceKind = "input"
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
+
+
+@dataclass
+class EvidenceCapture:
+    """Images offered during analyses, converted on arrival, keyed by (detector id, media path)."""
+
+    convert: Callable[[EvidenceImage], Any]
+    limit: int = 64
+    images: dict[tuple[str, str], dict[tuple[int, str], Any]] = field(default_factory=dict)
+    dropped: dict[tuple[str, str], int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, detector_id: str, media_path: str, images: Iterable[EvidenceImage]) -> None:
+        key = (detector_id, _norm(media_path))
+        for image in images:
+            with self._lock:
+                held = self.images.setdefault(key, {})
+                if len(held) >= self.limit and (image.window_index, image.kind) not in held:
+                    self.dropped[key] = self.dropped.get(key, 0) + 1
+                    continue
+            converted = self.convert(image)  # outside the lock: encoding is the slow part
+            with self._lock:
+                held[(image.window_index, image.kind)] = converted
+
+    def get(self, detector_id: str, media_path: str) -> dict[tuple[int, str], Any]:
+        """``{(window index, kind): converted image}`` captured for this detector and file."""
+        return self.images.get((detector_id, _norm(media_path)), {})
+
+
+_capture: contextvars.ContextVar[EvidenceCapture | None] = contextvars.ContextVar("forensics_evidence", default=None)
+
+
+def _norm(path: str | os.PathLike) -> str:
+    return os.path.realpath(os.fspath(path))
+
+
+def wanted() -> bool:
+    """Is anyone capturing evidence? Detectors check this before preparing images to offer."""
+    return _capture.get() is not None
+
+
+def offer(detector_id: str, media_path: str | os.PathLike, images: Iterable[EvidenceImage]) -> None:
+    """Hand images to the active capture (a no-op when nobody captures)."""
+    capture = _capture.get()
+    if capture is not None:
+        capture.add(detector_id, os.fspath(media_path), images)
+
+
+@contextlib.contextmanager
+def capturing(convert: Callable[[EvidenceImage], Any], limit: int = 64) -> Iterator[EvidenceCapture]:
+    """Capture the evidence offered by analyses run in this context (this thread and its context)."""
+    capture = EvidenceCapture(convert=convert, limit=limit)
+    token = _capture.set(capture)
+    try:
+        yield capture
+    finally:
+        _capture.reset(token)
