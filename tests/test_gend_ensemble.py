@@ -67,6 +67,12 @@ def test_on_a_photo_lipfd_abstains_and_gend_scores(lipfd, gend):
     assert report.combined.detectors_used == ["GEND-CLIP-L14"] and report.combined.score == gen.score
     assert "LIPFD-V1 abstained [still_image]" in report.combined.reasons[0]
 
+    from forensics_core.report import render_html
+
+    html = render_html([report.to_dict()], detectors={"LIPFD-V1": lipfd, "GEND-CLIP-L14": gend})
+    assert "GEND-CLIP-L14" in html and "LIPFD-V1" in html and "data:image/" in html
+    assert report.combined.summary in html and f'evidence {report.combined.evidence}' in html  # the level, in words
+
 
 def test_gend_abstains_without_a_face(gend, tmp_path):
     clip = make_face_clip(tmp_path / "pattern.mp4", CLIPS["test_pattern"], frames=50)

@@ -99,3 +99,22 @@ def test_landmarks_option_errors_name_the_fix(gend, g1_landmarks, good_clip):
         gend.analyze(G1 / "input.png", landmarks={3: g1_landmarks})
     with pytest.raises(InvalidOptionsError, match="can be aligned"):
         gend.analyze(G1 / "input.png", landmarks=[[5.0, 5.0]] * 5)
+
+
+def test_evidence_is_the_face_the_model_read(gend, g1_landmarks):
+    """Recomputed from the media by an unloaded detector, and offered during the analysis: the reference 224 image."""
+    from PIL import Image
+
+    from forensics_core import get_detector
+    from forensics_core.evidence_images import capturing
+
+    with capturing(convert=lambda image: image) as capture:
+        result = gend.analyze(G1 / "input.png", landmarks=g1_landmarks)
+    offered = capture.get("GEND-CLIP-L14", str(G1 / "input.png"))
+    reference = np.asarray(Image.open(G1 / "aligned_224.png").convert("RGB"))[:, :, ::-1]  # evidence images are BGR
+    assert list(offered) == [(0, "input")] and np.array_equal(offered[(0, "input")].image, reference)
+    unloaded = get_detector("GEND-CLIP-L14")
+    (image,) = unloaded.evidence(G1 / "input.png", result.to_dict())
+    assert not unloaded.loaded and image.window_index == 0 and image.kind == "input"
+    assert np.array_equal(image.image, reference) and "p_fake" in image.caption
+    assert unloaded.evidence(G1 / "input.png", result.to_dict(), windows=[5]) == []

@@ -129,6 +129,7 @@ class GenDDetector(Detector):
         scores = [float(p) for p in probs[:, 1]]
         score = float(np.mean(probs, axis=0)[1])  # upstream: the mean of the per-frame softmax vectors, index 1
         windows = [self._window(i, s, logits[i], scores[i], fps, options.threshold, info.still_image) for i, s in enumerate(samples)]
+        _offer_evidence(self.card.id, path, samples, windows, info.still_image)
         return DetectionResult.scored(
             score=score, window_scores=scores, threshold=options.threshold, processing_time=sum(stage.timings.values()),
             frames_analyzed=len(samples), windows=windows, warnings=warnings, device=self.device,
@@ -229,8 +230,25 @@ class GenDDetector(Detector):
                 out.append(net.head(net.features(x).float()).float().cpu().numpy())
         return np.concatenate(out).astype(np.float64)
 
+    def evidence(self, media_path, result, *, windows=None) -> list:
+        """Each window's aligned 224 x 224 face, recomputed from the media (no model, no weights)."""
+        from .evidence import recompute
+
+        return recompute(media_path, result if isinstance(result, dict) else result.to_dict(), windows)
+
     def describe(self) -> dict:
         return {**super().describe(), "weights_path": self.weights_path}
+
+
+def _offer_evidence(detector_id: str, path, samples: list[Sample], windows: list[dict], still: bool) -> None:
+    """Hand the faces just analysed to a report's capture, if one is listening (no second decode)."""
+    from forensics_core.evidence_images import offer, wanted
+
+    if wanted():
+        from .evidence import image
+        from .preprocess import resize_224
+
+        offer(detector_id, path, [image(resize_224(s.aligned.crop), w, still) for s, w in zip(samples, windows)])
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
