@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 from typing import Any
 
@@ -45,6 +46,7 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
     """Analyse media files; one bad file never stops the others."""
     from .. import get_detector
     from ..ensemble import run_ensemble, run_one
+    from ..progress import for_terminal, reporting
 
     model_ids = expand_all(model_ids)
     if weights and len(model_ids) > 1:
@@ -81,6 +83,9 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
         from ..report import capture_evidence
 
         capture = capture_evidence()  # the images the detectors see now, so the report decodes nothing again
+    stages = contextlib.ExitStack()
+    if len(paths) == 1:  # one file: its stages (probe, audio, frames, model ...) as the detector reports them
+        stages.enter_context(reporting(for_terminal(os.path.basename(click.format_filename(paths[0])), quiet=quiet)))
     try:
         with capture as captured:
             if len(detectors) == 1:
@@ -98,6 +103,7 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
                     if progress:
                         progress.update()
     finally:
+        stages.close()
         if progress:
             progress.close()
     if report_path:
