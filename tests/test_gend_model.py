@@ -79,13 +79,19 @@ def test_video_with_given_landmarks_analyses_those_frames(gend, g1_landmarks, tm
     clip = tmp_path / "astronaut.mp4"
     ffmpeg(["-loop", "1", "-i", str(G1 / "input.png"), "-t", "3", "-r", "25", "-c:v", "libx264", "-qp", "0",
                     "-pix_fmt", "yuv444p", str(clip)])
-    marks = {10: g1_landmarks, 50: g1_landmarks}
-    result = gend.analyze(clip, landmarks=marks)
-    assert result.status == "ok" and [w.start_frame for w in result.windows] == [10, 50]
-    assert [w.index for w in result.windows] == [0, 1]
-    assert result.windows[0].start_time == pytest.approx(0.4) and result.windows[1].end_time == pytest.approx(51 / 25)
+    marks = {50: g1_landmarks, 10: g1_landmarks, 11: g1_landmarks}
+    result = gend.analyze(clip, landmarks=marks, threshold=0.3)
+    assert result.status == "ok" and [w.start_frame for w in result.windows] == [10, 11, 50]
+    assert [w.index for w in result.windows] == [0, 1, 2]
+    assert result.windows[0].start_time == pytest.approx(0.4) and result.windows[2].end_time == pytest.approx(51 / 25)
     assert result.score == pytest.approx(np.mean([w.score for w in result.windows]))
     assert result.media["fps"] == pytest.approx(25.0) and result.media["frame_count"] == 75
+    # every face of this still clip scores alike, above 0.3: frames 10-11 make one segment, frame 50 another
+    assert all(w.score > 0.3 for w in result.windows)
+    (a, b) = sorted(result.segments)
+    assert a[:2] == pytest.approx([0.4, 0.48]) and b[:2] == pytest.approx([2.0, 2.04])
+    assert result.segments[0][2] == max(w.score for w in result.windows)
+    assert gend.analyze(clip, landmarks=marks, threshold=0.99).segments == []
 
 
 def test_landmarks_option_errors_name_the_fix(gend, g1_landmarks, good_clip):

@@ -166,3 +166,13 @@ def test_tensor_data_beyond_the_end_of_the_file(tmp_path, monkeypatch):
     monkeypatch.setattr(gw, "check_layout", lambda header, source: None)
     with pytest.raises(WeightsError, match="outside the file"):
         gw.read_state_dict(path)
+
+
+def test_check_weights_is_the_header_check(tmp_path):
+    """What `forensics pull` calls on a download before it enters the cache (no model, no torch load)."""
+    from forensics_plugins.gend.detector import GenDDetector
+
+    bad = tmp_path / "page.safetensors"
+    bad.write_bytes(b"<html>not weights</html>")
+    with pytest.raises(WeightsError):
+        GenDDetector.check_weights(bad)

@@ -20,7 +20,9 @@ from forensics_core.detector import Detector, resolve_device
 from forensics_core.errors import InvalidOptionsError, MediaProcessingError
 from forensics_core.logs import get_logger
 from forensics_core.manifest import builtin_manifest
+from forensics_core.progress import current as current_progress
 from forensics_core.results import DetectionResult, label_for
+from forensics_core.segments import segments_from_windows
 
 from . import faces as faces_mod
 from .align import AlignedFace, align_face
@@ -105,6 +107,8 @@ class GenDDetector(Detector):
         limits = Limits.from_env()
         stage = _Timer()
         warnings: list[str] = []
+        progress = current_progress()
+        progress.stage("probe")
         with stage("probe"):
             info = probe(path, limits=limits)
         if not info.has_video:
@@ -124,13 +128,15 @@ class GenDDetector(Detector):
                                              options=options.model_dump(mode="json"), **common)
         if not info.still_image and options.landmarks is None and len(samples) < options.num_frames:
             warnings.append(f"only {len(samples)} of the {tried} frames tried had a face (num_frames={options.num_frames})")
-        logits = self._infer(np.stack([s.tensor for s in samples]), options.batch_size, stage)
+        progress.stage("model", total=len(samples), unit="face")
+        logits = self._infer(np.stack([s.tensor for s in samples]), options.batch_size, stage, progress)
         probs = _softmax(logits)
         scores = [float(p) for p in probs[:, 1]]
         score = float(np.mean(probs, axis=0)[1])  # upstream: the mean of the per-frame softmax vectors, index 1
         windows = [self._window(i, s, logits[i], scores[i], fps, options.threshold, info.still_image) for i, s in enumerate(samples)]
         _offer_evidence(self.card.id, path, samples, windows, info.still_image)
-        return DetectionResult.scored(
+        segments = [] if info.still_image else segments_from_windows(windows, options.threshold)
+        return DetectionResult.scored(segments=segments,
             score=score, window_scores=scores, threshold=options.threshold, processing_time=sum(stage.timings.values()),
             frames_analyzed=len(samples), windows=windows, warnings=warnings, device=self.device,
             precision=self.precision, timings=stage.timings, media=media, options=options.model_dump(mode="json"), **common)
@@ -167,6 +173,8 @@ class GenDDetector(Detector):
                 warnings.append(f"frames {lost[:10]} with given landmarks could not be decoded and were left out")
             return sorted(samples, key=lambda s: s.frame), len(given)
         order = max_spread_order(count)
+        progress = current_progress()
+        progress.stage("faces", total=options.num_frames, unit="face")
         video = faces_mod.VideoFaces(fps)
         per_pass = frames_per_pass(info)
         found: list[Sample] = []
@@ -185,6 +193,7 @@ class GenDDetector(Detector):
                 sample = self._sample(index, frame[:, :, ::-1], face, options, stage) if face is not None else None
                 if sample is not None:
                     found.append(sample)
+                    progress.advance()
         with stage("faces"):
             tracked = video.tracks({s.frame: s.face for s in found})
         for s in found:
@@ -218,7 +227,7 @@ class GenDDetector(Detector):
             "crop_size": s.aligned.size, "inliers": s.aligned.inliers,
         }
 
-    def _infer(self, batch: np.ndarray, chunk: int, stage) -> np.ndarray:
+    def _infer(self, batch: np.ndarray, chunk: int, stage, progress) -> np.ndarray:
         import torch
 
         net, dev = self.net, self.device
@@ -228,7 +237,15 @@ class GenDDetector(Detector):
             for start in range(0, len(batch), chunk):
                 x = torch.from_numpy(batch[start:start + chunk]).to(dev, dtype)
                 out.append(net.head(net.features(x).float()).float().cpu().numpy())
+                progress.advance(len(x))
         return np.concatenate(out).astype(np.float64)
+
+    @staticmethod
+    def check_weights(path: str | os.PathLike) -> None:
+        """A downloaded file's check before it enters the cache (`forensics pull`): the released layout, from the header."""
+        from .weights import validate_checkpoint
+
+        validate_checkpoint(path)
 
     def evidence(self, media_path, result, *, windows=None) -> list:
         """Each window's aligned 224 x 224 face, recomputed from the media (no model, no weights)."""
