@@ -135,4 +135,4 @@ def run_ensemble(detectors: list[Detector], paths: Iterable[str | os.PathLike], 
         with face_cache():  # one file's faces are found once and shared by every detector
             rows = [run_one(d, path, options.get(d.card.id), modalities=modalities, abstain=True) for d in detectors]
         yield EnsembleReport(media_path=os.fspath(path), results=rows, combined=combine(rows, method, weights, threshold, cards),
-                             media=info.to_dict())
+                             media={k: v for k, v in info.to_dict().items() if k != "path"})  # media_path names the file
