@@ -188,7 +188,15 @@ def test_many_windows_binned_and_top_windows_chosen():
 
 def test_evidence_levels_and_reasons_are_shown(analysed):
     doc = json.loads(json.dumps(analysed["docs"][0]))
-    doc["combined"]["evidence"] = {"level": "uncertain", "reasons": ["FAKE-VISUAL: score near its threshold"]}
+    # the ensemble's own words (forensics_core.evidence): the level in words and one reason per detector
+    combined = doc["combined"]
+    assert combined["evidence"] in ("substantial", "uncertain", "little") and combined["summary"] and combined["reasons"]
+    words = Page(render_html([doc], images=False)).words
+    assert combined["summary"] + "." in words
+    assert all(reason in words for reason in combined["reasons"])
+    # another producer's shape: a level object with its reasons and no summary
+    combined.pop("summary")
+    combined["evidence"] = {"level": "uncertain", "reasons": ["FAKE-VISUAL: score near its threshold"]}
     words = Page(render_html([doc], images=False)).words
     assert "Uncertain: the evidence is mixed or weak." in words and "FAKE-VISUAL: score near its threshold" in words
     assert "Images were left out of this report." in words

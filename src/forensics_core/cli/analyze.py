@@ -12,10 +12,26 @@ import click
 from ..errors import ForensicsError
 from .common import _emit, _fail, _format_row, exit_code_for, parse_option_pairs
 
+ALL = "all"
+
+
+def expand_all(model_ids) -> list[str]:
+    """``all`` (any case) stands for every installed detector, in registry order; duplicates go."""
+    from ..plugins import get_host
+
+    out: list[str] = []
+    for model_id in model_ids:
+        if model_id.lower() == ALL:
+            out.extend(entry.card.id for entry in get_host().registry)
+        else:
+            out.append(model_id)
+    return list(dict.fromkeys(out))
+
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--model", "-m", "model_ids", multiple=True, default=("LIPFD-V1",), show_default=True, help="Detector id (repeatable: an ensemble).")
+@click.option("--model", "-m", "model_ids", multiple=True, default=("LIPFD-V1",), show_default=True,
+              help="Detector id (repeatable: an ensemble); 'all': every installed detector, each on the files it can judge.")
 @click.option("--weights", type=click.Path(dir_okay=False), help="Weights file (single model only).")
 @click.option("--audio", "audio_path", type=click.Path(dir_okay=False), help="Separate audio file (LipFD's audio_path).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
@@ -32,7 +48,7 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
     from ..ensemble import run_ensemble, run_one
     from ..progress import for_terminal, reporting
 
-    model_ids = list(dict.fromkeys(model_ids))
+    model_ids = expand_all(model_ids)
     if weights and len(model_ids) > 1:
         raise click.UsageError("--weights applies to a single --model")
     options = parse_option_pairs(option_pairs, model_ids)
@@ -105,6 +121,9 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
             if "combined" in doc:
                 c = doc["combined"]
                 lines.append(f"  {'combined':<12} " + (f"{c['prediction']:<5} score={c['score']:.4f} ({c['method']} of {', '.join(c['detectors_used'])})" if c["status"] == "ok" else f"abstained: {c['reason']}"))
+                if c.get("summary"):
+                    lines.append(f"  {'evidence':<12} {c['summary']}")
+                    lines.extend(f"  {'':<12} - {reason}" for reason in c.get("reasons", []))
         text = "\n".join(lines)
     _emit(text, output)
     sys.exit(exit_code_for(rows))

@@ -101,14 +101,10 @@ class LipFDDetector(Detector):
             net = LipFDNet(arch)
         check_compatible(net, state, path)
         net.load_state_dict(state, strict=True, assign=True)
-        net.prepare()  # eval, no grad, BatchNorm folded into the convolutions (in fp32, before any dtype change)
-        if precision != "fp32":
-            dtype = getattr(torch, DTYPES[precision])
-            net.encoder.to(dtype)
-            net.backbone.to(dtype)
-            net.backbone.get_weight.float()  # the small heads stay in fp32
-            net.backbone.fc.float()
-        if dev != "cpu" or precision != "fp32":  # the fused fp32 CPU path needs no weight copies
+        del state
+        # eval, no grad, BatchNorm and QuickGELU folded, towers converted once to the precision's dtype
+        net.prepare(getattr(torch, DTYPES[precision]))
+        if dev != "cpu":  # the fused oneDNN CPU path reorders weights itself; cuDNN wants channels-last
             net.backbone.to(memory_format=torch.channels_last)
         self.net = net.to(dev)
         self.device, self.precision, self.weights_path = dev, precision, os.fspath(path)
