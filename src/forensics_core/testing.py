@@ -38,7 +38,10 @@ class FakeDetector(Detector):
         import cv2
         import numpy as np
 
-        cap = cv2.VideoCapture(os.fspath(path))
+        from .media import open_for_decoder
+
+        source = open_for_decoder(path)
+        cap = cv2.VideoCapture(source.path)
         try:
             scores = []
             while len(scores) < options.frames:
@@ -48,6 +51,7 @@ class FakeDetector(Detector):
                 scores.append(float(np.asarray(frame, dtype=np.float64).mean() / 255.0))
         finally:
             cap.release()
+            source.close()
         if not scores:
             raise MediaProcessingError("no_video_stream", f"{path}: no decodable video frames", path=path)
         score = sum(scores) / len(scores)
