@@ -18,6 +18,7 @@ EXIT_OTHER = 1
 EXIT_USAGE = 2
 EXIT_MEDIA = 3
 EXIT_MODEL = 4
+EXIT_BUSY = 5
 
 
 class ForensicsError(Exception):
@@ -79,6 +80,13 @@ class WeightsError(ForensicsError):
 
     code = "weights_error"
     exit_code = EXIT_MODEL
+
+
+class OutputLockedError(ForensicsError):
+    """Another process is writing the same scan output (one output file, one writer)."""
+
+    code = "output_locked"
+    exit_code = EXIT_BUSY
 
 
 class DetectorNotLoadedError(ForensicsError):

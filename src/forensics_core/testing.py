@@ -52,8 +52,12 @@ class FakeDetector(Detector):
         finally:
             cap.release()
             source.close()
-        if not scores:
-            raise MediaProcessingError("no_video_stream", f"{path}: no decodable video frames", path=path)
+        if not scores:  # as a real detector: no video stream (it abstains) is not a broken file (an error)
+            from . import media
+
+            if not media.probe(path).has_video:  # raises for what is not media at all
+                raise MediaProcessingError("no_video_stream", f"{path}: no video stream", path=path)
+            raise MediaProcessingError("decode_failed", f"{path}: no decodable video frames", path=path)
         score = sum(scores) / len(scores)
         return DetectionResult.scored(score=score, window_scores=scores, threshold=options.threshold,
                                       detector_id=self.card.id, detector_version=self.card.version,

@@ -7,9 +7,14 @@ one bucket (ok / abstained / error / unlabeled / invalid / duplicate), every
 label without a row is listed as missing, and the report shows coverage next
 to the metrics. Metrics are computed from scores by :mod:`forensics_core.batch.metrics`.
 
-Paths are compared as resolved absolute strings (``Path.resolve()``, so
+Paths are compared as resolved absolute strings (``canonical_path``, so
 symlinks are followed); a relative ``media_path`` in a row is resolved against
-the current working directory.
+the current working directory, and a row's ``media_path_bytes`` (a name that is
+not UTF-8) is the exact name. The report shows names in their readable form.
+
+Plots need matplotlib (the ``eval`` extra). Without it the report is written without
+``roc.png``/``pr.png``, says so in its notes, and :func:`evaluate` warns before any
+work (:func:`plots_available`), never a traceback after it.
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ import numpy as np
 from pydantic import BaseModel
 
 from ..errors import ForensicsError, InvalidOptionsError
+from ..logs import get_logger
+from ..media.paths import canonical_path, display_path, path_from_fields
 from . import metrics
 from .scan import read_lines, scan
 from .worker import ModelSpec, _card_id
@@ -35,8 +42,22 @@ _LABEL_WORDS = {"0": 0, "1": 1, "real": 0, "fake": 1}
 _CURVE_POINTS = 1000  # curves stored in the report are thinned to about this many points
 
 
+log = get_logger("forensics.evaluate")
+PLOTS_MISSING = "plots skipped: matplotlib is not installed (pip install 'forensics[eval]' for roc.png and pr.png)"
+
+
 def _key(path: str | os.PathLike[str]) -> str:
-    return str(Path(path).expanduser().resolve())
+    return canonical_path(os.path.expanduser(os.fsdecode(os.fspath(path))))
+
+
+def plots_available() -> bool:
+    """Can roc.png and pr.png be drawn (is matplotlib installed)? Checked before any work."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("matplotlib") is not None
+    except (ImportError, ValueError):  # ValueError: blocked in sys.modules
+        return False
 
 
 def load_labels(source: str | os.PathLike[str]) -> dict[str, int]:
@@ -248,20 +269,22 @@ def evaluate_rows(rows: Iterable[Mapping[str, Any]], labels: Mapping[str, int], 
             rep["invalid"].append(InvalidRow(index=index, reason=reason,
                                              media_path=path if isinstance(path, str) else None))
             continue
-        key, status = _key(row["media_path"]), row["status"]
+        key, status = _key(path_from_fields(row["media_path"], row.get("media_path_bytes"))), row["status"]
         if isinstance(row.get("detector_id"), str) and row["detector_id"] not in rep["detector_ids"]:
             rep["detector_ids"].append(row["detector_id"])
+        shown = display_path(key)
         if key in seen:
-            rep["duplicates"].append(key)
+            rep["duplicates"].append(shown)
             continue
         seen.add(key)
         if key not in labels:
-            rep["unlabeled"].append(key)
+            rep["unlabeled"].append(shown)
         elif status == "abstained":
-            rep["abstained"].append(ExcludedRow(media_path=key, code="abstained", message=row.get("abstain_reason")))
+            rep["abstained"].append(ExcludedRow(media_path=shown, code=row.get("abstain_code") or "abstained",
+                                                message=row.get("abstain_reason")))
         elif status == "error":
             err = row["error"] if isinstance(row.get("error"), Mapping) else {}
-            rep["errored"].append(ExcludedRow(media_path=key, code=err.get("code"), message=err.get("message")))
+            rep["errored"].append(ExcludedRow(media_path=shown, code=err.get("code"), message=err.get("message")))
         else:
             label, score = labels[key], float(row["score"])
             wins = row.get("windows")
@@ -270,9 +293,9 @@ def evaluate_rows(rows: Iterable[Mapping[str, Any]], labels: Mapping[str, int], 
             bad_windows, n_win = bad_windows + len(raw) - len(good), len(good)
             y_win += [label] * n_win
             s_win += good
-            rep["videos"].append(VideoScore(media_path=key, label=label, score=score,
+            rep["videos"].append(VideoScore(media_path=shown, label=label, score=score,
                                             predicted=int(score >= threshold), n_windows=n_win))
-    missing = sorted(set(labels) - seen)
+    missing = [display_path(p) for p in sorted(set(labels) - seen)]
     counts = RowCounts(ok=len(rep["videos"]), abstained=len(rep["abstained"]), error=len(rep["errored"]),
                        unlabeled=len(rep["unlabeled"]), invalid=len(rep["invalid"]),
                        duplicate=len(rep["duplicates"]), missing=len(missing))
@@ -371,14 +394,19 @@ def _plot(r: EvaluationReport, kind: str, path: Path) -> None:
 
 
 def write_report(report: EvaluationReport, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``report.json``, ``report.md``, ``roc.png`` and ``pr.png`` into ``out_dir`` (created if needed)."""
+    """Write ``report.json``, ``report.md`` and (with matplotlib) ``roc.png`` and ``pr.png`` into ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "report.json", "md": out / "report.md", "roc": out / "roc.png", "pr": out / "pr.png"}
+    plots = plots_available()
+    if not plots and PLOTS_MISSING not in report.notes:
+        report.notes.append(PLOTS_MISSING)
+    paths = {"json": out / "report.json", "md": out / "report.md"}
     paths["json"].write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
     paths["md"].write_text(_markdown(report), encoding="utf-8")
-    _plot(report, "roc", paths["roc"])
-    _plot(report, "pr", paths["pr"])
+    if plots:
+        paths["roc"], paths["pr"] = out / "roc.png", out / "pr.png"
+        _plot(report, "roc", paths["roc"])
+        _plot(report, "pr", paths["pr"])
     return paths
 
 
@@ -397,7 +425,8 @@ def row_for(line: dict[str, Any], detector: str | None = None) -> dict[str, Any]
         return {"media_path": line["media_path"], "status": "error", "detector_id": want,
                 "error": {"code": "not_run", "message": f"{want} has no row for this file"}}
     comb = line["combined"]
-    row = {"media_path": line["media_path"], "detector_id": f"combined:{comb['method']}", "windows": []}
+    row = {"media_path": line["media_path"], "media_path_bytes": line.get("media_path_bytes"),
+           "detector_id": f"combined:{comb['method']}", "windows": []}
     if comb["status"] == "ok":
         return {**row, "status": "ok", "score": comb["score"]}
     errors = [r for r in results if r.get("status") == "error"]
@@ -416,6 +445,8 @@ def evaluate(labels_source: str | os.PathLike, *, results: str | os.PathLike | N
     ``output_dir/results.jsonl`` (resumable, so a rerun only evaluates again).
     """
     labels = load_labels(labels_source)
+    if not plots_available():  # said now, not discovered after the scan
+        log.warning(PLOTS_MISSING)
     if results is None:
         results = Path(output_dir) / "results.jsonl"
         summary = scan(list(inputs) if inputs is not None else sorted(labels), list(models or ["LIPFD-V1"]), results,
