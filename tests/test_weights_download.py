@@ -730,3 +730,38 @@ def test_a_file_placed_by_hand_is_checked_by_loading_then_recorded(server, home)
     _refused_pull = pytest.raises(WeightsError, match="text/html page")
     with _refused_pull:
         W.pull("lipfd", s, progress=False, validate=load_check)
+
+
+def test_cli_pull_runs_the_detectors_check_and_models_shows_the_sha256(server, home):
+    from click.testing import CliRunner
+
+    from forensics_core.cli import main
+    from forensics_core.testing import FakeDetector, registered
+
+    class Checked(FakeDetector):
+        card = FakeDetector.card.model_copy(update={"id": "PULL-CHECKED", "aliases": [],
+                                                    "weights": src(server.base + "/page.bin", filename="checked.pth")})
+        check_weights = staticmethod(load_check)
+
+    class Good(FakeDetector):
+        card = FakeDetector.card.model_copy(update={"id": "PULL-GOOD", "aliases": [],
+                                                    "weights": src(server.base + "/file.bin", filename="good.bin")})
+
+        @staticmethod
+        def check_weights(path):
+            if Path(path).read_bytes() != PAYLOAD:
+                raise WeightsError("not the payload")
+
+    with registered(Checked, Good, name="pull-checked"):
+        runner = CliRunner()
+        refused = runner.invoke(main, ["pull", "PULL-CHECKED", "--quiet"])
+        assert refused.exit_code == 4 and "text/html page" in refused.stderr and "hint:" in refused.stderr
+        assert leftovers(home / "weights") == []
+        before = json.loads(runner.invoke(main, ["models", "--json"]).stdout)
+        assert {m["id"]: m for m in before}["PULL-GOOD"]["weights_cache"]["present"] is False
+        pulled = runner.invoke(main, ["pull", "PULL-GOOD", "--quiet"])
+        assert pulled.exit_code == 0 and f"sha256 {PAYLOAD_SHA}" in pulled.stderr, pulled.output
+        listed = runner.invoke(main, ["models"])
+        assert f"weights: {home / 'weights' / 'good.bin'} (sha256 {PAYLOAD_SHA})" in listed.stdout
+        cards = {m["id"]: m for m in json.loads(runner.invoke(main, ["models", "--json"]).stdout)}
+        assert cards["PULL-GOOD"]["weights_cache"]["sha256"] == PAYLOAD_SHA

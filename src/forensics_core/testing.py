@@ -78,10 +78,15 @@ class AudioFakeDetector(Detector):
 
         from .media import ffmpeg_input, run_ffmpeg
 
-        pcm = np.frombuffer(run_ffmpeg(["-v", "error", "-i", ffmpeg_input(path), "-vn", "-ac", "1", "-ar", "8000",
-                                        "-f", "s16le", "pipe:1"], path=path, timeout=60).stdout, dtype="<i2")
-        if pcm.size == 0:
-            raise MediaProcessingError("no_audio_track", f"{path}: no audio track", path=path)
+        proc = run_ffmpeg(["-v", "error", "-i", ffmpeg_input(path), "-vn", "-ac", "1", "-ar", "8000",
+                           "-f", "s16le", "pipe:1"], path=path, timeout=60, check=False)
+        pcm = np.frombuffer(proc.stdout, dtype="<i2")
+        if proc.returncode != 0 or pcm.size == 0:  # as a real detector: no audio (it abstains) is not a broken file
+            from . import media
+
+            if not media.probe(path).has_audio:  # raises for what is not media at all
+                raise MediaProcessingError("no_audio_track", f"{path}: no audio track", path=path)
+            raise MediaProcessingError("decode_failed", f"{path}: the audio track did not decode", path=path)
         rms = float(np.sqrt(np.mean((pcm.astype(np.float64) / 32768.0) ** 2)))
         score = min(1.0, rms * 2)
         return DetectionResult.scored(score=score, window_scores=[score], detector_id=self.card.id,
