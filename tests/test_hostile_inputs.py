@@ -26,7 +26,6 @@ from pathlib import Path
 import pytest
 
 from forensics_core.batch.scan import read_lines
-from forensics_core.media import path_from_fields
 from media_corpus import NON_UTF8_NAME, make_clip
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -128,6 +127,8 @@ def test_01_non_utf8_names_in_scan_analyze_and_lists(cli, clips, tmp_path):
     lines = read_lines(out)
     odd = next(line for line in lines if line.get("media_path_bytes"))
     exact = os.path.join(os.path.realpath(root), NON_UTF8_NAME)
+    from forensics_core.media import path_from_fields
+
     assert base64.b64decode(odd["media_path_bytes"]) == os.fsencode(exact)  # lossless
     assert odd["media_path"].endswith("caf\\xe9 \\xff\\xfe.mp4")  # readable
     assert path_from_fields(odd["media_path"], odd["media_path_bytes"]) == exact
@@ -398,10 +399,10 @@ def test_16_a_lipfd_run_leaves_tmpdir_empty(cli, clips, standin_checkpoint):
     proc = cli("analyze", clips / "good.mp4", "-m", "LIPFD-V1", "--weights", standin_checkpoint, "--device", "cpu",
                "-o", "n_extract=1", "--json", timeout=600)
     assert proc.returncode == 0, proc.err
-    result = json.loads(proc.out)
-    assert result["weights"]["sha256"] and result["weights"]["path"] == os.path.realpath(standin_checkpoint)
+    assert os.listdir(cli.tmp) == [], "left in TMPDIR"
     assert (cli.home / "torchinductor").is_dir()  # where torch's cache goes instead
-    # cli.clean() (the fixture) asserts $TMPDIR and the working directory are empty
+    result = json.loads(proc.out)  # and the result names its weights (item 6)
+    assert result["weights"]["sha256"] and result["weights"]["path"] == os.path.realpath(standin_checkpoint)
 
 
 # --------------------------------------------------------------------------- 17: Ctrl-C
