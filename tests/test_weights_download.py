@@ -636,10 +636,12 @@ def test_an_encoded_body_is_refused_not_inflated(server, home):
 
 
 def test_a_truncated_body_is_refused(server, home):
+    ckpt()  # made before the server needs it (importing torch in its thread could outlast the timeout)
     _refused(src(server.base + "/truncated.bin"), home, "truncated|IncompleteRead|Connection broken", validate=load_check)
 
 
 def test_a_content_length_lie_cannot_pass_as_the_checkpoint(server, home):
+    ckpt()
     _refused(src(server.base + "/lie.bin"), home, "not a usable checkpoint", validate=load_check)
 
 
