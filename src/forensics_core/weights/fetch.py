@@ -24,21 +24,19 @@ results and ``forensics models`` can name the exact weights.
 """
 from __future__ import annotations
 
-import html
 import os
 import re
 import sys
 import time
 import urllib.parse
-from html.parser import HTMLParser
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from forensics_core.errors import WeightsError
 
 from .cache import WeightsSource, _manual_hint, drive_file_id, read_record, sha256_file, weights_dir, write_record
-from .drive import GOOGLE_DRIVE_HOSTS, drive_next_url, on_drive
+from .drive import drive_next_url, on_drive
 
 #: The endpoint that serves Google Drive files (tests point it at a local server).
 DRIVE_DOWNLOAD_URL = "https://drive.usercontent.google.com/download"
