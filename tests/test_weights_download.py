@@ -767,3 +767,20 @@ def test_cli_pull_runs_the_detectors_check_and_models_shows_the_sha256(server, h
         assert f"weights: {home / 'weights' / 'good.bin'} (sha256 {PAYLOAD_SHA})" in listed.stdout
         cards = {m["id"]: m for m in json.loads(runner.invoke(main, ["models", "--json"]).stdout)}
         assert cards["PULL-GOOD"]["weights_cache"]["sha256"] == PAYLOAD_SHA
+
+
+def test_weights_are_hashed_once_per_file_version(home, tmp_path):
+    """Results name their weights by sha256; a file is hashed once, then its record is read."""
+    from forensics_core.weights import cache
+
+    w = tmp_path / "w.bin"
+    w.write_bytes(PAYLOAD)
+    assert W.weights_sha256(w) == PAYLOAD_SHA
+    records = list((home / "weights" / "hashes").iterdir())
+    assert len(records) == 1 and json.loads(records[0].read_text())["sha256"] == PAYLOAD_SHA
+    cache._HASHES.clear()  # another process: read from the record, the file is not hashed again
+    records[0].write_text(records[0].read_text().replace(PAYLOAD_SHA, "a" * 64))
+    assert W.weights_sha256(w) == "a" * 64
+    w.write_bytes(PAYLOAD[::-1])  # a new version of the file: a new key, hashed afresh
+    assert W.weights_sha256(w) == hashlib.sha256(PAYLOAD[::-1]).hexdigest()
+    assert leftovers(tmp_path) == ["home", "w.bin"]  # nothing beside the weights

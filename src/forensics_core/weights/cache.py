@@ -294,19 +294,48 @@ def weights_identity(path: str | os.PathLike) -> dict:
 
 
 def weights_sha256(path: str | os.PathLike) -> str:
-    """The file's SHA-256: from its download record when that still matches, else computed once per process.
+    """The file's SHA-256, hashed once per file version on this machine.
 
-    Hashing reads the whole file (about 1.3 s for LipFD's 1.8 GB on one core).
+    From the download record beside it when that still matches; else from a hash
+    record in ``weights_dir()/hashes/`` keyed by the file's resolved path, size, mtime and
+    inode (written after hashing; a file that changes gets a new key); else hashed now
+    (about 1.3 s for LipFD's 1.8 GB on one core) and recorded there. Nothing is ever
+    written beside the weights file itself.
     """
+    import json
+
     record = read_record(path)
     if record is not None:
         return record["sha256"]
     real = os.path.realpath(os.fspath(path))
     st = os.stat(real)
     key = (real, st.st_size, st.st_mtime_ns, st.st_ino)
-    if key not in _HASHES:
-        _HASHES[key] = sha256_file(real, chunk=1 << 22)
-    return _HASHES[key]
+    if key in _HASHES:
+        return _HASHES[key]
+    name = hashlib.sha256("\0".join(map(str, key)).encode("utf-8", "surrogateescape")).hexdigest()[:32]
+    stored = weights_dir() / "hashes" / f"{name}.json"
+    try:
+        known = json.loads(stored.read_text(encoding="utf-8"))
+        if known.get("key") == list(key) and _SHA256_RE.match(known.get("sha256", "")):
+            _HASHES[key] = known["sha256"]
+            return known["sha256"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    digest = sha256_file(real, chunk=1 << 22)
+    _HASHES[key] = digest
+    tmp = stored.with_name(f"{stored.name}.{os.getpid()}.part")
+    try:
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps({"key": list(key), "sha256": digest}), encoding="utf-8")
+        os.replace(tmp, stored)
+    except (OSError, UnicodeEncodeError):
+        pass  # a read-only cache: hashed again next time
+    finally:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+    return digest
 
 
 def keep_torch_caches_out_of_tmp() -> None:

@@ -157,8 +157,9 @@ def check_finite(state: dict, source: str | os.PathLike) -> None:
 
     Cheap: one sum per tensor (NaN and inf propagate through a sum), read from the
     memory map; only a tensor whose sum is not finite is checked element by element
-    (a sum of large finite fp16 values can overflow). About 0.5 s for LipFD's 1.8 GB
-    on one core (docs/lipfd.md).
+    (a sum of large finite fp16 values can overflow). About 1-2 s for LipFD's 1.8 GB on
+    a shared 2-core machine, most of it the first touch of the mapped pages, which the
+    first analysis would otherwise pay (docs/lipfd.md).
     """
     import torch
 
