@@ -17,7 +17,8 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -39,6 +40,8 @@ from .weights import WeightsSource
 ABSTAIN_CODES: dict[str, str] = {"no_audio_track": "no audio track", "no_video_stream": "no video stream"}
 #: The abstain code for each modality a file may lack.
 MODALITY_ABSTAIN_CODES: dict[str, str] = {"audio": "no_audio_track", "video": "no_video_stream"}
+if TYPE_CHECKING:
+    from .evidence_images import EvidenceImage
 
 log = get_logger("forensics.detector")
 
@@ -200,6 +203,17 @@ class Detector(ABC):
 
     @abstractmethod
     def _analyze(self, path: os.PathLike, options: DetectorOptions) -> DetectionResult: ...
+
+    def evidence(self, media_path: str | os.PathLike, result: dict[str, Any], *,
+                 windows: Sequence[int] | None = None) -> list[EvidenceImage]:
+        """The images behind ``result``'s windows (``windows``: their indices; None = all), recomputed from the media.
+
+        Optional (default: none). It must be deterministic, give the images the model
+        read for exactly those windows (from the result's options and window fields),
+        and work on an unloaded detector: no model and no weights. Reports call it
+        for results computed earlier; see :mod:`forensics_core.evidence_images`.
+        """
+        return []
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -116,8 +116,12 @@ def run_one(detector: Detector, path: str | os.PathLike, options: dict[str, Any]
 
 def run_ensemble(detectors: list[Detector], paths: Iterable[str | os.PathLike], *,
                  options: dict[str, dict[str, Any]] | None = None, method: Combine = "mean",
-                 weights: dict[str, float] | None = None, threshold: float = DEFAULT_THRESHOLD) -> Iterator[EnsembleReport]:
-    """Yield one :class:`EnsembleReport` per path; the detectors must already be loaded."""
+                 weights: dict[str, float] | None = None, threshold: float = DEFAULT_THRESHOLD,
+                 on_row: Callable[[DetectionResult], None] | None = None) -> Iterator[EnsembleReport]:
+    """Yield one :class:`EnsembleReport` per path; the detectors must already be loaded.
+
+    ``on_row`` (optional) is called after each detector's row, e.g. to report progress.
+    """
     from .media import probe
 
     options = options or {}
@@ -131,5 +135,9 @@ def run_ensemble(detectors: list[Detector], paths: Iterable[str | os.PathLike], 
             yield EnsembleReport(media_path=where, results=rows,
                                  combined=CombinedVerdict(status="abstained", method=method, threshold=threshold, reason=f"{exc.code}: {exc.message}"))
             continue
-        rows = [run_one(d, path, options.get(d.card.id), modalities=modalities, abstain=True) for d in detectors]
+        rows = []
+        for d in detectors:
+            rows.append(run_one(d, path, options.get(d.card.id), modalities=modalities, abstain=True))
+            if on_row is not None:
+                on_row(rows[-1])
         yield EnsembleReport(media_path=where, results=rows, combined=combine(rows, method, weights, threshold))

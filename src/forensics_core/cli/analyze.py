@@ -1,7 +1,9 @@
 """``forensics analyze``: one or more files, one or more detectors, a row (or a document) per file."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from typing import Any
 
@@ -22,11 +24,13 @@ from .common import OutputTarget, _fail, _format_row, exit_code_for, parse_optio
 @click.option("--combine", type=click.Choice(["mean", "max", "weighted"]), default="mean", show_default=True, help="Ensemble verdict from ok rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one result object; JSON lines for several files or models).")
 @click.option("--output", type=click.Path(dir_okay=False, readable=False), help="Write the output to FILE instead of stdout ('-' or /dev/stdout: stdout); checked before any work.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, readable=False), help="Also write a self-contained HTML report to FILE.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def analyze(paths, model_ids, weights, audio_path, device, precision, option_pairs, combine, as_json, output, quiet) -> None:
+def analyze(paths, model_ids, weights, audio_path, device, precision, option_pairs, combine, as_json, output, report_path, quiet) -> None:
     """Analyse media files; one bad file never stops the others."""
     from .. import get_detector
     from ..ensemble import run_ensemble, run_one
+    from ..progress import for_terminal, reporting
 
     model_ids = list(dict.fromkeys(model_ids))
     if weights and len(model_ids) > 1:
@@ -39,6 +43,8 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
             opts["audio_path"] = audio_path
     target = OutputTarget(output)  # an unwritable destination fails now, before any model is loaded
     click.get_current_context().call_on_close(target.discard)
+    if report_path:
+        OutputTarget(report_path, "--report").discard()  # the same check for the report
     try:
         detectors, by_id = [], {}
         for model_id in model_ids:
@@ -60,6 +66,14 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
         progress = tqdm(total=len(paths), unit="file", file=sys.stderr)
     docs: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
+    stages = contextlib.ExitStack()
+    if len(paths) == 1:  # one file: its stages (probe, audio, frames, model ...) as the detector reports them
+        stages.enter_context(reporting(for_terminal(os.path.basename(click.format_filename(paths[0])), quiet=quiet)))
+    captured = None
+    if report_path:  # keep the images the detectors see now, so the report decodes nothing again
+        from ..report import capture_evidence
+
+        captured = stages.enter_context(capture_evidence())
     try:
         if len(detectors) == 1:
             for path in paths:
@@ -76,8 +90,14 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
                 if progress:
                     progress.update()
     finally:
+        stages.close()
         if progress:
             progress.close()
+    if report_path:
+        from ..report import write_html
+
+        written = write_html(docs, report_path, capture=captured, detectors={d.card.id: d for d in detectors})
+        click.echo(f"report: {written.resolve()}", err=True)
     if as_json:
         text = json.dumps(docs[0], indent=2) if len(docs) == 1 and len(detectors) == 1 else "\n".join(json.dumps(d) for d in docs)
     else:

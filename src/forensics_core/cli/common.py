@@ -62,8 +62,8 @@ class OutputTarget:
       command fails. Its mode follows the umask, as for any file a program writes.
     """
 
-    def __init__(self, output: str | None):
-        self.output, self.stream, self.direct, self.tmp = output, None, None, None
+    def __init__(self, output: str | None, param: str = "--output"):
+        self.output, self.param, self.stream, self.direct, self.tmp = output, param, None, None, None
         if output is None or output in _STDOUT_NAMES:
             self.stream = "stdout"
         elif output in _STDERR_NAMES:
@@ -80,13 +80,13 @@ class OutputTarget:
         except FileNotFoundError:
             st = None
         except OSError as exc:
-            raise click.BadParameter(f"cannot use {output!r}: {exc.strerror or exc}", param_hint="--output") from None
+            raise click.BadParameter(f"cannot use {output!r}: {exc.strerror or exc}", param_hint=self.param) from None
         special = os.path.abspath(output).startswith(("/dev/", "/proc/")) or (st is not None and not stat.S_ISREG(st.st_mode))
         if st is not None and stat.S_ISDIR(st.st_mode):
-            raise click.BadParameter(f"{output!r} is a directory", param_hint="--output")
+            raise click.BadParameter(f"{output!r} is a directory", param_hint=self.param)
         if special:
             if st is None or not os.access(path, os.W_OK):
-                raise click.BadParameter(f"cannot write to {output!r}", param_hint="--output")
+                raise click.BadParameter(f"cannot write to {output!r}", param_hint=self.param)
             self.direct = path
             return
         tmp = path.with_name(f".{path.name}.{os.getpid()}.part")
@@ -94,7 +94,7 @@ class OutputTarget:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666))
         except OSError as exc:
             where = "its folder does not exist" if isinstance(exc, FileNotFoundError) else (exc.strerror or str(exc))
-            raise click.BadParameter(f"cannot write {output!r}: {where}", param_hint="--output") from None
+            raise click.BadParameter(f"cannot write {output!r}: {where}", param_hint=self.param) from None
         self.tmp, self.dest = tmp, path
 
     def write(self, text: str) -> None:

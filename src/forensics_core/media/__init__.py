@@ -26,7 +26,7 @@ Design rules, and why:
   to be wrong or fragile we pre-process its input or parse the extra fields ourselves
   (see :func:`probe`).
 """
-from .ffmpeg import ffmpeg_exe, ffmpeg_input, run_ffmpeg
+from .ffmpeg import FFmpegStream, ffmpeg_exe, ffmpeg_input, run_ffmpeg
 from .limits import Limits
 from .paths import (
     DecoderPath,
@@ -42,6 +42,7 @@ from .probe import MediaInfo, probe
 
 __all__ = [
     "DecoderPath",
+    "FFmpegStream",
     "Limits",
     "MediaInfo",
     "canonical_path",
