@@ -137,7 +137,7 @@ def test_a_path_under_an_allowed_root_gives_exactly_the_clis_document(api, media
     assert outside.status_code == 403 and outside.json()["error"]["code"] == "path_not_allowed"
 
 
-@pytest.mark.parametrize("name,code", [("notes.mp4", "no_video_stream"), ("empty.mp4", "empty_file")])
+@pytest.mark.parametrize("name,code", [("notes.mp4", "unsupported_format"), ("empty.mp4", "empty_file")])
 def test_a_media_error_is_a_failed_job_with_the_typed_code(api, media, name, code):
     resp = submit(api.client, media / name, models="FAKE-VISUAL")
     assert resp.status_code == 202

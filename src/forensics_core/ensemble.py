@@ -2,10 +2,12 @@
 
 Per file the media is probed once. A detector whose modalities the file lacks
 (LipFD on a silent video or a photo) is ``abstained`` with its reason and code while
-the others run (the rule: :mod:`forensics_core.modalities`); a detector that fails
-on the file gives an ``error`` row; neither stops the others nor the next file.
+the others run, exactly as it abstains on its own (:meth:`Detector.analyze`: one outcome
+for one input everywhere; the rule: :mod:`forensics_core.modalities`); a detector that
+fails on the file gives an ``error`` row; neither stops the others nor the next file.
 The combined verdict uses ``ok`` rows only: the numeric mean/max of their scores,
 and the level of evidence they give with the reasons (:mod:`forensics_core.evidence`).
+Every row and report names the file by :func:`~forensics_core.media.paths.canonical_path`.
 """
 from __future__ import annotations
 
@@ -14,20 +16,20 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .detector import Detector, DetectorCard
+from .detector import ABSTAIN_CODES, Detector, DetectorCard
 from .errors import ForensicsError, MediaProcessingError
 from .evidence import EvidenceLevel, Vote, summary, weigh
 from .logs import bound_contextvars, get_logger
+from .media.paths import canonical_path, clean_text, display_path
 from .modalities import abstention
-from .results import DEFAULT_THRESHOLD, DetectionResult, Label, label_for
+from .results import DEFAULT_THRESHOLD, DetectionResult, Label, label_for, lossless_media_path
 
 log = get_logger("forensics.ensemble")
 
 Combine = Literal["mean", "max", "weighted"]
-#: media error codes that mean "this detector cannot judge this file" rather than "the file is broken"
-ABSTAIN_CODES = {"no_audio_track": "no audio track", "no_video_stream": "no video stream"}
+__all__ = ["ABSTAIN_CODES", "CombinedVerdict", "EnsembleReport", "combine", "run_ensemble", "run_one"]
 
 
 class CombinedVerdict(BaseModel):
@@ -44,16 +46,27 @@ class CombinedVerdict(BaseModel):
     reasons: list[str] = Field(default_factory=list, description="what each detector said, in words")
     votes: list[Vote] = Field(default_factory=list, description="each detector's band, or why it did not vote")
 
+    @field_validator("reason")
+    @classmethod
+    def _utf8(cls, v: str | None) -> str | None:
+        return None if v is None else clean_text(v)
+
 
 class EnsembleReport(BaseModel):
     """One JSON document per file: every detector's row and the combined verdict."""
 
     model_config = ConfigDict(extra="forbid")
     media_path: str
+    media_path_bytes: str | None = None
     results: list[DetectionResult]
     combined: CombinedVerdict
     media: dict[str, Any] | None = Field(default=None, description="the probe of the file: the time axis (duration, fps, "
                                          "frame_count) that every detector's windows share")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lossless(cls, data: Any) -> Any:
+        return lossless_media_path(data)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -88,23 +101,24 @@ def run_one(detector: Detector, path: str | os.PathLike, options: dict[str, Any]
             *, modalities: frozenset[str] | None = None, abstain: bool = False) -> DetectionResult:
     """One detector on one file, as a row: never raises for a bad file.
 
-    With ``abstain``, a file lacking one of the detector's modalities gives ``abstained``.
+    With ``abstain`` and the file's ``modalities`` known (from one probe shared by an
+    ensemble), a file lacking one of the detector's modalities is ``abstained`` without
+    running it: the same row the detector gives when it finds that out itself. A media
+    error is logged at info level only: the row carries it (printing it twice helps no one).
     """
     card = detector.card
-    common = {"detector_id": card.id, "detector_version": card.version, "media_path": os.fspath(path)}
+    where = canonical_path(path)
+    common = {"detector_id": card.id, "detector_version": card.version, "media_path": where}
     if abstain and modalities is not None:
         cannot = abstention(card.modalities, modalities)
         if cannot is not None:
-            return DetectionResult.abstained(cannot[1], code=cannot[0], **common)
+            return detector.abstained_result(where, cannot[0], reason=cannot[1])
     started = time.perf_counter()
-    with bound_contextvars(detector_id=card.id, media_path=os.fspath(path)):
+    with bound_contextvars(detector_id=card.id, media_path=display_path(where)):
         try:
             return detector.analyze(path, **(options or {}))
         except MediaProcessingError as exc:
-            if abstain and exc.code in ABSTAIN_CODES:
-                return DetectionResult.abstained(ABSTAIN_CODES[exc.code], code=exc.code,
-                                                 processing_time=time.perf_counter() - started, **common)
-            log.warning("media error", code=exc.code, error=exc.message)
+            log.info("media error", code=exc.code, error=exc.message)
             return DetectionResult.failed(exc, processing_time=time.perf_counter() - started, **common)
         except ForensicsError as exc:
             log.warning("detector error", code=exc.code, error=exc.message)
@@ -128,13 +142,14 @@ def run_ensemble(detectors: list[Detector], paths: Iterable[str | os.PathLike], 
     options = options or {}
     cards = {d.card.id: d.card for d in detectors}
     for path in paths:
+        where = canonical_path(path)
         try:
             info = probe(path)
             modalities = info.modalities
         except MediaProcessingError as exc:
-            rows = [DetectionResult.failed(exc, detector_id=d.card.id, detector_version=d.card.version, media_path=os.fspath(path)) for d in detectors]
+            rows = [DetectionResult.failed(exc, detector_id=d.card.id, detector_version=d.card.version, media_path=where) for d in detectors]
             combined = combine(rows, method, weights, threshold, cards).model_copy(update={"reason": f"{exc.code}: {exc.message}"})
-            yield EnsembleReport(media_path=os.fspath(path), results=rows, combined=combined)
+            yield EnsembleReport(media_path=where, results=rows, combined=combined)
             continue
         with face_cache():  # one file's faces are found once and shared by every detector
             rows = []
@@ -142,5 +157,5 @@ def run_ensemble(detectors: list[Detector], paths: Iterable[str | os.PathLike], 
                 rows.append(run_one(d, path, options.get(d.card.id), modalities=modalities, abstain=True))
                 if on_row is not None:
                     on_row(rows[-1])
-        yield EnsembleReport(media_path=os.fspath(path), results=rows, combined=combine(rows, method, weights, threshold, cards),
+        yield EnsembleReport(media_path=where, results=rows, combined=combine(rows, method, weights, threshold, cards),
                              media={k: v for k, v in info.to_dict().items() if k != "path"})  # media_path names the file

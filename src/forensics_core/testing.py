@@ -52,8 +52,12 @@ class FakeDetector(Detector):
                             "prediction": label_for(score, options.threshold)})
             if capture:  # the frame is at hand: no second decode for a report
                 evidence.offer(self.card.id, path, [_frame_evidence(k, index, frame, score)])
-        if not scores:
-            raise MediaProcessingError("no_video_stream", f"{path}: no decodable video frames", path=path)
+        if not scores:  # as a real detector: no video stream (it abstains) is not a broken file (an error)
+            from . import media
+
+            if not media.probe(path).has_video:  # raises for what is not media at all
+                raise MediaProcessingError("no_video_stream", f"{path}: no video stream", path=path)
+            raise MediaProcessingError("decode_failed", f"{path}: no decodable video frames", path=path)
         score = sum(scores) / len(scores)
         return DetectionResult.scored(score=score, window_scores=scores, threshold=options.threshold,
                                       detector_id=self.card.id, detector_version=self.card.version,
@@ -78,7 +82,10 @@ def _frames(path: os.PathLike, count: int, stride: int):
     """(frame index, BGR frame, fps) for frames 0, stride, 2*stride ... (``count`` of them), decoded in order."""
     import cv2
 
-    cap = cv2.VideoCapture(os.fspath(path))
+    from .media import open_for_decoder
+
+    source = open_for_decoder(path)  # OpenCV gets /proc/self/fd/N: any file name is safe
+    cap = cv2.VideoCapture(source.path)
     try:
         fps = float(cap.get(cv2.CAP_PROP_FPS)) or 0.0
         index = kept = 0
@@ -95,6 +102,7 @@ def _frames(path: os.PathLike, count: int, stride: int):
             index += 1
     finally:
         cap.release()
+        source.close()
 
 
 def _frame_evidence(window_index: int, frame_index: int, frame, score: float | None = None):
@@ -117,10 +125,15 @@ class AudioFakeDetector(Detector):
 
         from .media import ffmpeg_input, run_ffmpeg
 
-        pcm = np.frombuffer(run_ffmpeg(["-v", "error", "-i", ffmpeg_input(path), "-vn", "-ac", "1", "-ar", "8000",
-                                        "-f", "s16le", "pipe:1"], path=path, timeout=60).stdout, dtype="<i2")
-        if pcm.size == 0:
-            raise MediaProcessingError("no_audio_track", f"{path}: no audio track", path=path)
+        proc = run_ffmpeg(["-v", "error", "-i", ffmpeg_input(path), "-vn", "-ac", "1", "-ar", "8000",
+                           "-f", "s16le", "pipe:1"], path=path, timeout=60, check=False)
+        pcm = np.frombuffer(proc.stdout, dtype="<i2")
+        if proc.returncode != 0 or pcm.size == 0:  # as a real detector: no audio (it abstains) is not a broken file
+            from . import media
+
+            if not media.probe(path).has_audio:  # raises for what is not media at all
+                raise MediaProcessingError("no_audio_track", f"{path}: no audio track", path=path)
+            raise MediaProcessingError("decode_failed", f"{path}: the audio track did not decode", path=path)
         rms = float(np.sqrt(np.mean((pcm.astype(np.float64) / 32768.0) ** 2)))
         score = min(1.0, rms * 2)
         return DetectionResult.scored(score=score, window_scores=[score], detector_id=self.card.id,

@@ -7,9 +7,10 @@ one bucket (ok / abstained / error / unlabeled / invalid / duplicate), every
 label without a row is listed as missing, and the report shows coverage next
 to the metrics. Metrics are computed from scores by :mod:`forensics_core.batch.metrics`.
 
-Paths are compared as resolved absolute strings (``Path.resolve()``, so
+Paths are compared as resolved absolute strings (``canonical_path``, so
 symlinks are followed); a relative ``media_path`` in a row is resolved against
-the current working directory.
+the current working directory, and a row's ``media_path_bytes`` (a name that is
+not UTF-8) is the exact name. The report shows names in their readable form.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from ..errors import ForensicsError, InvalidOptionsError
+from ..media.paths import canonical_path, display_path, path_from_fields
 from . import metrics
 from .evaluate_files import write_report
 from .localisation import LocalisationReport
@@ -38,7 +40,12 @@ _CURVE_POINTS = 1000  # curves stored in the report are thinned to about this ma
 
 
 def _key(path: str | os.PathLike[str]) -> str:
-    return str(Path(path).expanduser().resolve())
+    return canonical_path(os.path.expanduser(os.fsdecode(os.fspath(path))))
+
+
+def _row_key(row: Mapping[str, Any]) -> str:
+    """The exact file a row names (``media_path_bytes`` where the name is not UTF-8), resolved."""
+    return _key(path_from_fields(row["media_path"], row.get("media_path_bytes")))
 
 
 def load_labels(source: str | os.PathLike[str]) -> dict[str, int]:
@@ -251,20 +258,22 @@ def evaluate_rows(rows: Iterable[Mapping[str, Any]], labels: Mapping[str, int], 
             rep["invalid"].append(InvalidRow(index=index, reason=reason,
                                              media_path=path if isinstance(path, str) else None))
             continue
-        key, status = _key(row["media_path"]), row["status"]
+        key, status = _row_key(row), row["status"]
+        shown = display_path(key)
         if isinstance(row.get("detector_id"), str) and row["detector_id"] not in rep["detector_ids"]:
             rep["detector_ids"].append(row["detector_id"])
         if key in seen:
-            rep["duplicates"].append(key)
+            rep["duplicates"].append(shown)
             continue
         seen.add(key)
         if key not in labels:
-            rep["unlabeled"].append(key)
+            rep["unlabeled"].append(shown)
         elif status == "abstained":
-            rep["abstained"].append(ExcludedRow(media_path=key, code="abstained", message=row.get("abstain_reason")))
+            rep["abstained"].append(ExcludedRow(media_path=shown, code=row.get("abstain_code") or "abstained",
+                                                message=row.get("abstain_reason")))
         elif status == "error":
             err = row["error"] if isinstance(row.get("error"), Mapping) else {}
-            rep["errored"].append(ExcludedRow(media_path=key, code=err.get("code"), message=err.get("message")))
+            rep["errored"].append(ExcludedRow(media_path=shown, code=err.get("code"), message=err.get("message")))
         else:
             label, score = labels[key], float(row["score"])
             wins = row.get("windows")
@@ -273,9 +282,9 @@ def evaluate_rows(rows: Iterable[Mapping[str, Any]], labels: Mapping[str, int], 
             bad_windows, n_win = bad_windows + len(raw) - len(good), len(good)
             y_win += [label] * n_win
             s_win += good
-            rep["videos"].append(VideoScore(media_path=key, label=label, score=score,
+            rep["videos"].append(VideoScore(media_path=shown, label=label, score=score,
                                             predicted=int(score >= threshold), n_windows=n_win))
-    missing = sorted(set(labels) - seen)
+    missing = [display_path(p) for p in sorted(set(labels) - seen)]
     counts = RowCounts(ok=len(rep["videos"]), abstained=len(rep["abstained"]), error=len(rep["errored"]),
                        unlabeled=len(rep["unlabeled"]), invalid=len(rep["invalid"]),
                        duplicate=len(rep["duplicates"]), missing=len(missing))
@@ -316,7 +325,8 @@ def row_for(line: dict[str, Any], detector: str | None = None) -> dict[str, Any]
         return {"media_path": line["media_path"], "status": "error", "detector_id": want,
                 "error": {"code": "not_run", "message": f"{want} has no row for this file"}}
     comb = line["combined"]
-    row = {"media_path": line["media_path"], "detector_id": f"combined:{comb['method']}", "windows": []}
+    row = {"media_path": line["media_path"], "media_path_bytes": line.get("media_path_bytes"),
+           "detector_id": f"combined:{comb['method']}", "windows": []}
     if comb["status"] == "ok":
         return {**row, "status": "ok", "score": comb["score"]}
     errors = [r for r in results if r.get("status") == "error"]
@@ -330,7 +340,7 @@ def _localise(rows: list[dict[str, Any]], segments: str | os.PathLike) -> Locali
     from .localisation import load_truth, localisation_metrics, match_truth_to_paths, proposals_from_segments
 
     truth = load_truth(segments)
-    by_path = {_key(r["media_path"]): r for r in rows if isinstance(r.get("media_path"), str)}
+    by_path = {_row_key(r): r for r in rows if isinstance(r.get("media_path"), str)}
     if not any("segments" in r for r in by_path.values()):
         raise InvalidOptionsError(
             "no result row carries segments, so there is nothing to localise",

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from ..errors import ForensicsError
-from .common import _emit, _fail, _format_row, exit_code_for, parse_option_pairs
+from .common import OutputTarget, _fail, _format_row, exit_code_for, parse_option_pairs
 
 ALL = "all"
 
@@ -29,18 +29,18 @@ def expand_all(model_ids) -> list[str]:
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path(readable=False))
 @click.option("--model", "-m", "model_ids", multiple=True, default=("LIPFD-V1",), show_default=True,
               help="Detector id (repeatable: an ensemble); 'all': every installed detector, each on the files it can judge.")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Weights file (single model only).")
-@click.option("--audio", "audio_path", type=click.Path(dir_okay=False), help="Separate audio file (LipFD's audio_path).")
+@click.option("--weights", type=click.Path(dir_okay=False, readable=False), help="Weights file (single model only).")
+@click.option("--audio", "audio_path", type=click.Path(dir_okay=False, readable=False), help="Separate audio file (LipFD's audio_path).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
 @click.option("--option", "-o", "option_pairs", multiple=True, metavar="[MODEL.]KEY=VALUE", help="Detector option (repeatable).")
 @click.option("--combine", type=click.Choice(["mean", "max", "weighted"]), default="mean", show_default=True, help="Ensemble verdict from ok rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one result object; JSON lines for several files or models).")
-@click.option("--output", type=click.Path(dir_okay=False), help="Write the output to FILE instead of stdout.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Also write a self-contained HTML report to FILE.")
+@click.option("--output", type=click.Path(dir_okay=False, readable=False), help="Write the output to FILE instead of stdout ('-' or /dev/stdout: stdout); checked before any work.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, readable=False), help="Also write a self-contained HTML report to FILE.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def analyze(paths, model_ids, weights, audio_path, device, precision, option_pairs, combine, as_json, output, report_path, quiet) -> None:
     """Analyse media files; one bad file never stops the others."""
@@ -57,6 +57,10 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
             raise click.UsageError("--audio applies to a single video")
         for opts in options.values():
             opts["audio_path"] = audio_path
+    target = OutputTarget(output)  # an unwritable destination fails now, before any model is loaded
+    click.get_current_context().call_on_close(target.discard)
+    if report_path:
+        OutputTarget(report_path, "--report").discard()  # the same check for the report
     try:
         detectors, by_id = [], {}
         for model_id in model_ids:
@@ -125,5 +129,5 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
                     lines.append(f"  {'evidence':<12} {c['summary']}")
                     lines.extend(f"  {'':<12} - {reason}" for reason in c.get("reasons", []))
         text = "\n".join(lines)
-    _emit(text, output)
+    target.write(text)
     sys.exit(exit_code_for(rows))

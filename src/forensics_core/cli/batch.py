@@ -4,12 +4,14 @@ Helpers shared with ``forensics analyze`` (option parsing, error printing, exit 
 come from :mod:`.common`; the scanning machinery is imported inside the commands, so
 ``forensics --help`` stays fast.
 The summary goes to stdout (JSON with ``--json``); logs and the progress bar to stderr.
-Exit codes: 0 all ok, 1 other, 2 usage, 3 some media errors, 4 model/weights errors, 130 interrupted.
+Exit codes: 0 all ok, 1 other, 2 usage, 3 some media errors, 4 model/weights errors,
+5 another scan is writing the same output, 130 interrupted.
 """
 from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -25,7 +27,7 @@ EXIT_INTERRUPTED = 130
 def _common_options(fn: Callable) -> Callable:
     """The options that ``scan`` and ``evaluate`` (which may scan first) share."""
     decorators = [
-        click.option("--weights", type=click.Path(dir_okay=False), help="Weights file (single model only)."),
+        click.option("--weights", type=click.Path(dir_okay=False, readable=False), help="Weights file (single model only)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
         click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True),
         click.option("--option", "-o", "option_pairs", multiple=True, metavar="[MODEL.]KEY=VALUE",
@@ -59,6 +61,20 @@ def _scan_kwargs(models: list[str], weights, device, precision, option_pairs, ke
             "include_audio": include_audio, "progress": False if quiet else None}
 
 
+def _exit_now(code: int) -> None:
+    """Exit without waiting for worker threads still finishing a file (their work is not kept).
+
+    ``sys.exit`` would join them first: after Ctrl-C that is the time of a whole analysis.
+    The output is closed and the lock released before this is reached.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def _guarded(fn: Callable[[], int]) -> None:
     """Run a command body; map errors to the documented exit codes."""
     try:
@@ -67,7 +83,7 @@ def _guarded(fn: Callable[[], int]) -> None:
         _fail(exc)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        _exit_now(EXIT_INTERRUPTED)
     except (click.ClickException, click.exceptions.Exit):
         raise
     except Exception as exc:  # noqa: BLE001 - a clean message and exit 1, the traceback in the log
@@ -76,6 +92,8 @@ def _guarded(fn: Callable[[], int]) -> None:
         get_logger("forensics.cli").error("command failed", error=repr(exc), exc_info=True)
         click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(EXIT_OTHER)
+    if code == EXIT_INTERRUPTED:
+        _exit_now(code)
     sys.exit(code)
 
 
@@ -86,11 +104,11 @@ def _summary_exit_code(summary) -> int:
 
 
 @click.command("scan")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(), metavar="DIR|LIST|FILE...")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(readable=False), metavar="DIR|LIST|FILE...")
 @click.option("--model", "-m", "models", multiple=True, default=("LIPFD-V1",), show_default=True,
               help="Detector id (repeatable: an ensemble).")
-@click.option("--output", type=click.Path(dir_okay=False), default="results.jsonl", show_default=True,
-              help="JSON-lines output, one line per file; appended to when resuming.")
+@click.option("--output", type=click.Path(dir_okay=False, readable=False), default="results.jsonl", show_default=True,
+              help="JSON-lines output, one line per file; appended to when resuming (one scan at a time per output).")
 @_common_options
 def scan_command(inputs, models, output, as_json, **kwargs) -> None:
     """Analyse every media file in folders, .txt/.lst path lists and files, into a resumable JSONL file.

@@ -78,16 +78,12 @@ def source_frames(media_path: str | os.PathLike, wanted: Sequence[tuple[int, int
     import cv2
 
     from ..errors import reading_media
-    from ..media import validate_path
+    from ..media import open_for_decoder, validate_path
 
     path = validate_path(media_path)
-    try:
-        os.fspath(path).encode("utf-8")
-    except UnicodeEncodeError:  # OpenCV crashes on such a name; media.paths.open_for_decoder (hardening) opens it
-        raise ValueError("OpenCV cannot open a file name that is not UTF-8") from None
     out: list[EvidenceImage] = []
-    with reading_media(path):
-        cap = cv2.VideoCapture(os.fspath(path), cv2.CAP_FFMPEG)
+    with reading_media(path), open_for_decoder(path) as source:  # /proc/self/fd/N: any file name is safe
+        cap = cv2.VideoCapture(source.path, cv2.CAP_FFMPEG)
         try:
             for window_index, frame_index, box in sorted(wanted, key=lambda w: w[1]):
                 cap.set(cv2.CAP_PROP_POS_FRAMES, frame_index)

@@ -7,6 +7,7 @@ times them and shapes the result.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import threading
 import time
@@ -70,10 +71,11 @@ class LipFDDetector(Detector):
     def _load(self, *, device: str, precision: str, weights=None, arch: str = "ViT-L/14", threads: int | None = None) -> None:
         import torch
 
-        from forensics_core.weights import resolve_weights
+        from forensics_core.results import WeightsInfo
+        from forensics_core.weights import resolve_weights, weights_sha256
 
         from .model import LipFDNet
-        from .weights import check_compatible, read_state_dict, to_model_keys
+        from .weights import check_compatible, check_finite, read_state_dict, to_model_keys
 
         if precision not in DTYPES:
             raise InvalidOptionsError(f"unknown precision {precision!r}", hint="use fp32, bf16 or fp16")
@@ -96,10 +98,15 @@ class LipFDDetector(Detector):
                 log.warning("bf16 on a CPU without AVX512-BF16/AMX is emulated and much slower than fp32; use fp32 here",
                             detector_id=self.card.id)
         path = resolve_weights(self.card.id, self.card.weights, weights)
+        # the file's sha256 for every result (recorded at download, else hashed once, beside the load)
+        hashing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="weights-sha256")
+        sha256 = hashing.submit(weights_sha256, path)
+        hashing.shutdown(wait=False)
         state = to_model_keys(read_state_dict(path))
         with torch.device("meta"):  # no random initialisation, no second copy of the weights
             net = LipFDNet(arch)
         check_compatible(net, state, path)
+        check_finite(state, path)  # NaN weights would load, then fail every file after a full analysis
         net.load_state_dict(state, strict=True, assign=True)
         del state
         # eval, no grad, BatchNorm and QuickGELU folded, towers converted once to the precision's dtype
@@ -108,10 +115,23 @@ class LipFDDetector(Detector):
             net.backbone.to(memory_format=torch.channels_last)
         self.net = net.to(dev)
         self.device, self.precision, self.weights_path = dev, precision, os.fspath(path)
+        try:
+            digest = sha256.result()
+        except OSError:
+            digest = None
+        self.weights_info = WeightsInfo(path=os.path.realpath(path), sha256=digest, size=os.stat(path).st_size)
         log.info("loaded", detector_id=self.card.id, device=dev, precision=precision, weights=self.weights_path)
 
     def _unload(self) -> None:
         self.net = None
+        self.weights_info = None
+
+    @staticmethod
+    def check_weights(path: str | os.PathLike) -> None:
+        """`forensics pull`'s check of a download before it enters the cache (keys, shapes, finite; meta device)."""
+        from .weights import check_checkpoint
+
+        check_checkpoint(path)
 
     # -- analysis --------------------------------------------------------------------
     def _analyze(self, path: os.PathLike, options: LipFDOptions) -> DetectionResult:
