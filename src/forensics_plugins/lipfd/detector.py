@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from forensics_core.detector import Detector, resolve_device
+from forensics_core.detector import Detector, cpu_has_native_bf16, resolve_device, resolve_precision
 from forensics_core.errors import InvalidOptionsError
 from forensics_core.logs import get_logger
 from forensics_core.manifest import builtin_manifest
@@ -27,16 +27,6 @@ from .windows import SCALES, window_tensors
 log = get_logger("forensics.lipfd")
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
-
-def cpu_has_native_bf16() -> bool:
-    """Does this CPU compute bf16 natively (AVX512-BF16 or AMX)? Without it bf16 is emulated: slow."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = set(next((line for line in fh if line.startswith("flags")), "").split())
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 class LipFDDetector(Detector):
@@ -58,26 +48,20 @@ class LipFDDetector(Detector):
         from .model import LipFDNet
         from .weights import check_compatible, read_state_dict, to_model_keys
 
-        if precision not in DTYPES:
-            raise InvalidOptionsError(f"unknown precision {precision!r}", hint="use fp32, bf16 or fp16")
         dev = resolve_device(device)
+        precision = resolve_precision(precision, dev)
+        if precision not in DTYPES:
+            raise InvalidOptionsError(f"unknown precision {precision!r}", hint="use fp32, bf16, fp16 or auto")
         if precision == "fp16" and not dev.startswith("cuda"):
             raise InvalidOptionsError("fp16 runs on CUDA only", hint="use --precision bf16 on the CPU")
         if dev.startswith("cuda") and not torch.cuda.is_available():
             raise InvalidOptionsError("device 'cuda' requested but torch sees no CUDA device", hint="use --device cpu or auto")
         if precision == "bf16" and dev == "cpu" and not cpu_has_native_bf16():
-            log.warning("bf16 on a CPU without AVX512-BF16 or AMX is emulated and much slower than fp32 "
-                        "(about 8x measured on an AVX2 EPYC; docs/performance.md)", detector_id=self.card.id)
+            # measured on an AVX2-only EPYC: about 8-10x slower than fp32 (docs/performance.md)
+            log.warning("bf16 on a CPU without AVX512-BF16 or AMX is emulated and much slower than fp32; use fp32 here",
+                        detector_id=self.card.id)
         if threads:
             torch.set_num_threads(threads)
-        if precision == "bf16" and dev == "cpu":
-            try:
-                native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-            except (AttributeError, RuntimeError):
-                native = False
-            if not native:  # measured on an AVX2-only EPYC: about 10x slower than fp32 (docs/performance.md)
-                log.warning("bf16 on a CPU without AVX512-BF16/AMX is emulated and much slower than fp32; use fp32 here",
-                            detector_id=self.card.id)
         path = resolve_weights(self.card.id, self.card.weights, weights)
         state = to_model_keys(read_state_dict(path))
         with torch.device("meta"):  # no random initialisation, no second copy of the weights
