@@ -324,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"[bench]   failed: {r['stderr'][-600:]}", file=sys.stderr)
                     continue
                 s = summarise_warm(r["doc"], flops, reference_ceiling(args.device, prec))
-                s.update(scores=r["doc"]["scores"], logits=r["doc"]["logits"], load=[r["load_before"], r["load_after"]])
+                s.update(scores=r["doc"]["scores"], logits=r["doc"]["logits"], score=r["doc"]["score"],
+                         load=[r["load_before"], r["load_after"]])
                 report["warm"].setdefault(key, []).append(s)
                 print(f"[bench]   model {_median(x['gflops_model'] for x in s['rows']):.0f} GFLOP/s, "
                       f"ratio {_median(x['ratio_model'] for x in s['rows']):.2f}, RSS {s['rss_bytes'] / 1e9:.2f} GB", file=sys.stderr)
@@ -339,10 +340,11 @@ def main(argv: list[str] | None = None) -> int:
             if not r["ok"]:
                 entry = {"error": r["stderr"]}
             report["cold"].setdefault(prec, []).append(entry)
-    report["summary"] = summarise(report, precisions, standin and args.clip.resolve() == (V1 / "v1.mp4").resolve())
-    print_report(report, precisions)
     out = args.json_out or (work / "bench_result.json")
+    out.write_text(json.dumps(report, indent=1))  # the raw runs first: a summary bug must not lose them
+    report["summary"] = summarise(report, precisions, standin and args.clip.resolve() == (V1 / "v1.mp4").resolve())
     out.write_text(json.dumps(report, indent=1))
+    print_report(report, precisions)
     print(f"\n[bench] JSON written to {out}")
     return 0
 

@@ -6,7 +6,8 @@ code runs to what the cores give it at that moment. Ceilings (best single call o
 a few GEMM shapes the models run, each timed call by call):
 
 * ``fp32_mkl``: ``torch.addmm`` (what ``F.linear`` runs; MKL's sgemm on x86 CPUs);
-* ``fp32_onednn``: oneDNN's brgemm through ``torch.ops.mkldnn._linear_pointwise``;
+* ``fp32_onednn``: oneDNN's brgemm through ``torch.ops.mkldnn._linear_pointwise``, the
+  better of plain weights and weights prepacked into oneDNN's layout;
 * ``bf16_onednn``: the same in bf16 (emulated, and slow, on CPUs without AVX512-BF16/AMX);
 * on CUDA: ``torch.mm`` in fp32 (TF32 off), bf16 and fp16.
 
@@ -49,11 +50,15 @@ def cpu_ceilings(seconds: float = 1.5) -> dict[str, float]:
             x, w, b = torch.randn(M, K, generator=g), torch.randn(N, K, generator=g) / K**0.5, torch.randn(N, generator=g)
             flops = 2.0 * M * K * N
             out["fp32_mkl"] = max(out["fp32_mkl"], _best(lambda: torch.addmm(b, x, w.t()), flops, share))
-            if lp is not None:
-                out["fp32_onednn"] = max(out["fp32_onednn"], _best(lambda: lp(x, w, b, "none", [], ""), flops, share))
+            if lp is not None:  # plain weights, and weights prepacked into oneDNN's layout: the better of the two
+                wp = torch.ops.mkldnn._reorder_linear_weight(w, M)
+                out["fp32_onednn"] = max(out["fp32_onednn"], _best(lambda: lp(x, w, b, "none", [], ""), flops, share / 2),
+                                         _best(lambda: lp(x, wp, b, "none", [], ""), flops, share / 2))
                 xb, wb, bb = x.bfloat16(), w.bfloat16(), b.bfloat16()
-                out["bf16_onednn"] = max(out["bf16_onednn"], _best(lambda: lp(xb, wb, bb, "none", [], ""), flops, share))
-                del xb, wb, bb
+                wbp = torch.ops.mkldnn._reorder_linear_weight(wb, M)
+                out["bf16_onednn"] = max(out["bf16_onednn"], _best(lambda: lp(xb, wb, bb, "none", [], ""), flops, share / 2),
+                                         _best(lambda: lp(xb, wbp, bb, "none", [], ""), flops, share / 2))
+                del xb, wb, bb, wp, wbp
             del x, w, b
     return {k: round(v, 1) for k, v in out.items()}
 

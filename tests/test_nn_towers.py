@@ -187,8 +187,8 @@ def test_kernels_agree_with_f_linear():
         torch.testing.assert_close(linear(x[:, :1], w, b), ref[:, :1])  # a strided view
 
 
-@pytest.mark.parametrize("folded", [False, True])
-def test_resnet_trunk_equals_torchvision(folded):
+@pytest.mark.parametrize("form", ["checkpoint", "folded", "packed"])
+def test_resnet_trunk_equals_torchvision(form):
     tv = pytest.importorskip("torchvision")
     net = tv.models.resnet50(weights=None).eval()
     g = torch.Generator().manual_seed(4)
@@ -205,8 +205,10 @@ def test_resnet_trunk_equals_torchvision(folded):
         trunk = ResNetTrunk()
     trunk.load_state_dict(state, strict=True, assign=True)
     trunk.eval()
-    if folded:
+    if form != "checkpoint":
         trunk.fold_batchnorm()
+    if form == "packed":
+        assert trunk.pack_for_cpu() and not isinstance(trunk.conv1.weight, torch.nn.Parameter)
     x = torch.randn(2, 3, 64, 64, generator=g)
     with torch.inference_mode():
         expected = net(x)

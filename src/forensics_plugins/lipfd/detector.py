@@ -71,7 +71,9 @@ class LipFDDetector(Detector):
         del state
         # eval, no grad, BatchNorm and QuickGELU folded, towers converted once to the precision's dtype
         net.prepare(getattr(torch, DTYPES[precision]))
-        if dev != "cpu":  # the fused oneDNN CPU path reorders weights itself; cuDNN wants channels-last
+        if dev == "cpu":
+            net.backbone.pack_for_cpu()  # oneDNN's weight layout, once (the fused path reads it)
+        else:  # cuDNN wants channels-last
             net.backbone.to(memory_format=torch.channels_last)
         self.net = net.to(dev)
         self.device, self.precision, self.weights_path = dev, precision, os.fspath(path)
