@@ -6,6 +6,7 @@ tests (test_lipfd_model.py) cover the full-size ViT-L/14 and ResNet-50 end to en
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -230,7 +231,8 @@ def test_lipfd_archs_build_on_meta():
         LipFDNet("ViT-H/14")
 
 
-def test_building_lipfd_imports_neither_open_clip_nor_torchvision():
+def test_building_lipfd_imports_neither_open_clip_nor_torchvision(tmp_path):
+    """Nor leaves anything in $TMPDIR (importing torchvision creates $TMPDIR/torchinductor_$USER)."""
     code = (
         "import sys, torch\n"
         "from forensics_plugins.lipfd import detector, pipeline\n"
@@ -239,5 +241,9 @@ def test_building_lipfd_imports_neither_open_clip_nor_torchvision():
         "    net = LipFDNet()\n"
         "print([m for m in ('open_clip', 'torchvision', 'timm') if m in sys.modules])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True, env=env)
     assert out.stdout.strip() == "[]"
+    assert list(tmp.iterdir()) == []
