@@ -75,7 +75,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "tests"))
     from lipfd_standin import write_standin_checkpoint
 
-    from forensics_core import load_model
+    from forensics_core import DetectionResult, load_model
     from forensics_plugins.lipfd.batched import analyze_many
 
     report: dict = {"args": {k: str(v) for k, v in vars(args).items()}, "torch": torch.__version__,
@@ -111,7 +111,7 @@ def main() -> int:
             batched[path] = result
         sync()
         wall = time.perf_counter() - t0
-        errors = [p for p, r in batched.items() if not hasattr(r, "metrics")]
+        errors = [p for p, r in batched.items() if not isinstance(r, DetectionResult)]
         report["batched"] = {"videos": len(clips), "wall_s": round(wall, 2), "videos_per_s": round(len(clips) / wall, 2),
                              "errors": len(errors), "peak_gpu_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)
                              if args.device.startswith("cuda") else None}
@@ -124,8 +124,11 @@ def main() -> int:
         sync()
         wall = time.perf_counter() - t0
         report["file_by_file"] = {"videos": len(base), "wall_s": round(wall, 2), "videos_per_s": round(len(base) / wall, 2)}
-        dev = [float(np.max(np.abs(np.array(single[str(p)].metrics["window_scores"]) - np.array(batched[str(p)].metrics["window_scores"]))))
-               for p in base if str(p) in batched and hasattr(batched[str(p)], "metrics")]
+        def scores(result) -> np.ndarray:
+            return np.array(result.to_dict()["metrics"]["window_scores"])
+
+        dev = [float(np.max(np.abs(scores(single[str(p)]) - scores(batched[str(p)]))))
+               for p in base if isinstance(batched.get(str(p)), DetectionResult)]
         report["max_abs_dscore_batched_vs_single"] = max(dev) if dev else None
         report["target_videos_per_s"] = 20.0
         report["target_met"] = report["batched"]["videos_per_s"] >= 20.0
