@@ -75,7 +75,7 @@ def test_every_media_code_is_mentioned(doc):
 def test_other_error_classes_have_their_codes_and_exit_codes(doc):
     rows = {unquote(r["class"]): r for r in table_with(doc, "class", "code", "exit code", "when")}
     for cls in (errors.WeightsError, errors.UnknownDetectorError, errors.InvalidOptionsError,
-                errors.PluginLoadError, errors.DetectorNotLoadedError, errors.ForensicsError):
+                errors.PluginLoadError, errors.DetectorNotLoadedError, errors.FaceModelError, errors.ForensicsError):
         row = rows[cls.__name__]
         assert unquote(row["code"]) == cls.code, cls.__name__
         assert int(row["exit code"]) == cls.exit_code, cls.__name__

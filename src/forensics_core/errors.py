@@ -88,6 +88,16 @@ class DetectorNotLoadedError(ForensicsError):
     exit_code = EXIT_MODEL
 
 
+class FaceModelError(ForensicsError):
+    """The face model could not be loaded: its package is missing or its files are damaged.
+
+    The message names the package to install (docs/faces.md).
+    """
+
+    code = "face_model_unavailable"
+    exit_code = EXIT_MODEL
+
+
 #: Stable media error codes: code -> (meaning, default hint). docs/errors.md mirrors this
 #: table and a test keeps the two in step.
 MEDIA_ERROR_CODES: dict[str, tuple[str, str]] = {

@@ -87,7 +87,17 @@ class DetectionResult(BaseModel):
     frame_predictions: list[FramePrediction] = Field(default_factory=list)
     metrics: Metrics | None = None
     windows: list[Window] = Field(default_factory=list)
-    abstain_reason: str | None = None
+    segments: list[list[float]] = Field(
+        default_factory=list,
+        description=(
+            "[start_s, end_s, score] per stretch judged fake, highest score first (the AV-Deepfake1M submission form): "
+            "windows scored at or above the threshold, merged when the next starts at or before the previous one ends "
+            "(in frames), each segment scored by the maximum of its windows (forensics_core.segments)"
+        ),
+    )
+    abstain_reason: str | None = Field(default=None, description="why the detector abstained, for people")
+    abstain_code: str | None = Field(default=None, description="why the detector abstained, for scripts: no_face, "
+                                     "still_image, no_audio_track, no_video_stream, ...")
     error: ErrorInfo | None = None
     warnings: list[str] = Field(default_factory=list)
     media: dict[str, Any] | None = None
@@ -156,8 +166,10 @@ class DetectionResult(BaseModel):
                    media_path=media_path, processing_time=processing_time)
 
     @classmethod
-    def abstained(cls, reason: str, *, detector_id: str, detector_version: str, media_path: str, **fields: Any) -> DetectionResult:
-        return cls(status="abstained", abstain_reason=reason, detector_id=detector_id,
+    def abstained(cls, reason: str, *, detector_id: str, detector_version: str, media_path: str, code: str | None = None,
+                  **fields: Any) -> DetectionResult:
+        """No verdict: ``reason`` says why for people, ``code`` for scripts (never a placeholder score)."""
+        return cls(status="abstained", abstain_reason=reason, abstain_code=code, detector_id=detector_id,
                    detector_version=detector_version, media_path=media_path, processing_time=fields.pop("processing_time", 0.0), **fields)
 
 

@@ -74,7 +74,7 @@ def exit_code_for(rows: list[dict[str, Any]]) -> int:
     from ..errors import MEDIA_ERROR_CODES
 
     codes = [r["error"]["code"] for r in rows if r["status"] == "error"]
-    if any(c in {"weights_error", "unknown_detector", "not_loaded"} for c in codes):
+    if any(c in {"weights_error", "unknown_detector", "not_loaded", "face_model_unavailable"} for c in codes):
         return EXIT_MODEL
     if any(c in MEDIA_ERROR_CODES for c in codes):
         return EXIT_MEDIA

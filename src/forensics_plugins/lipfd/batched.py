@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 
 from forensics_core.errors import ForensicsError, MediaProcessingError, as_media_error, is_decoder_exception
-from forensics_core.results import DetectionResult, label_for
+from forensics_core.results import DetectionResult
 
 from .options import LipFDOptions
 from .pipeline import PreparedVideo, prepare
-from .windows import CROP_SIZE, FRAME_SIZE, GLOBAL_SIZE, SCALES, _resize
+from .windows import CROP_SIZE, FRAME_SIZE, GLOBAL_SIZE, _resize
 
 
 def window_tensors_on(images: list[np.ndarray], device: str, *, window_len: int, distinct_frame_crops: bool = False,
@@ -152,26 +152,22 @@ def _run(detector, batch: list[tuple[str, PreparedVideo]], opts: LipFDOptions) -
 
 def _result(detector, path: str, prepared: PreparedVideo, logits: np.ndarray, weights: np.ndarray, timings: dict,
             options: LipFDOptions) -> DetectionResult:
-    """The result ``detector.analyze(path)`` gives for the same windows."""
+    """The result ``detector.analyze(path)`` gives for the same windows (its row builder, its fields)."""
+    from forensics_core.segments import segments_from_windows
+
     scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-    L, fps, threshold, spans = options.window_len, prepared.fps, options.threshold, prepared.spans
-    windows = [
-        {
-            "index": s.index, "start_frame": s.start_frame, "end_frame": s.end_frame,
-            "start_time": s.start_frame / fps if fps else 0.0, "end_time": (s.start_frame + L) / fps if fps else 0.0,
-            "score": float(scores[s.index]), "prediction": label_for(float(scores[s.index]), threshold),
-            "logit": float(logits[s.index]), "mel_columns": [s.mel_begin, s.mel_end],
-            "region_weights": {name: [float(v) for v in weights[s.index, :, j]] for j, name in enumerate(SCALES)},
-        }
-        for s in spans
-    ]
+    fps, threshold = prepared.fps, options.threshold
+    rows = sorted((detector._window_row(s, float(logits[b]), float(scores[b]), weights[b], fps, threshold)
+                   for b, s in enumerate(prepared.spans)), key=lambda r: r["index"])
+    dense = options.sampling == "dense"
     return DetectionResult.scored(
-        score=float(np.mean(scores)), window_scores=[float(v) for v in scores], threshold=threshold,
+        score=float(np.mean([r["score"] for r in rows])), window_scores=[r["score"] for r in rows], threshold=threshold,
         detector_id=detector.card.id, detector_version=detector.card.version, media_path=os.path.realpath(path),
         processing_time=sum(timings.values()),
-        frames_analyzed=len({f for s in spans for f in range(s.start_frame, s.end_frame + 1)}),
-        windows=windows, warnings=prepared.warnings, device=detector.device, precision=detector.precision, timings=timings,
-        media=prepared.media,
+        frames_analyzed=len({f for r in rows for f in range(r["start_frame"], r["end_frame"] + 1)}),
+        windows=rows, segments=segments_from_windows(rows, threshold), warnings=prepared.warnings, device=detector.device,
+        precision=detector.precision, timings=timings, media=prepared.media,
         options={**options.model_dump(mode="json"), "mel_sample_rate": prepared.mel_rate,
-                 "distinct_frame_crops": options.resolved("distinct_frame_crops")},
+                 "distinct_frame_crops": options.resolved("distinct_frame_crops"),
+                 "stride": options.dense_stride if dense else options.stride},
     )

@@ -14,19 +14,36 @@ from typing import Any
 
 import numpy as np
 
+from forensics_core import evidence_images
 from forensics_core.detector import Detector, cpu_has_native_bf16, resolve_device, resolve_precision
 from forensics_core.errors import InvalidOptionsError
 from forensics_core.logs import get_logger
 from forensics_core.manifest import builtin_manifest
+from forensics_core.progress import current as current_progress
 from forensics_core.results import DetectionResult, label_for
+from forensics_core.segments import segments_from_windows
 
+from .evidence import offer_batch
 from .options import LipFDOptions
-from .pipeline import StageTimer, prepare
+from .pipeline import open_video
 from .windows import SCALES, window_tensors
 
 log = get_logger("forensics.lipfd")
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+class _FrameProgress:
+    """``on_frame`` for the pipeline: frames decoded (spread) or the position reached (dense)."""
+
+    def __init__(self, progress, *, by_position: bool):
+        self.progress, self.by_position = progress, by_position
+        self.active, self.reached = True, 0
+
+    def __call__(self, position: int) -> None:
+        if self.active:
+            self.progress.advance(position - self.reached if self.by_position else 1)
+        self.reached = position
 
 
 class LipFDDetector(Detector):
@@ -84,40 +101,79 @@ class LipFDDetector(Detector):
 
     # -- analysis --------------------------------------------------------------------
     def _analyze(self, path: os.PathLike, options: LipFDOptions) -> DetectionResult:
-        prepared = prepare(path, options)
-        timings, L, fps = prepared.timings, options.window_len, prepared.fps
-        with StageTimer(timings)("window_build"):
-            global_in, crops = window_tensors(
-                prepared.images, window_len=L, distinct_frame_crops=options.resolved("distinct_frame_crops"),
-                antialias=options.antialias, face_crop=options.face_crop, lip_crop=options.lip_crop)
-        prepared.images.clear()
-        logits, weights, timings_model = self._infer(global_in, crops, options.batch_size)
-        timings.update(timings_model)
+        """Windows flow from the pipeline a batch at a time; each batch goes through the model.
 
-        scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+        ``spread``: usually one batch of ``n_extract`` windows. ``dense``: a decoding
+        thread keeps one batch ready while the model runs the current one, so memory
+        holds two batches whatever the video's length; progress counts frames.
+        """
+        progress = current_progress()
+        dense = options.sampling == "dense"
+        L = options.window_len
+        rows: list[dict[str, Any]] = []
+        with open_video(path, options) as video:
+            timer, fps, threshold = video.timer, video.fps, options.threshold
+            if dense:
+                progress.stage("frames+model", total=video.frame_count, unit="frame")
+            else:
+                progress.stage("frames", total=len(video.wanted_frames()), unit="frame")
+            frames_seen = _FrameProgress(progress, by_position=dense)
+            for i, batch in enumerate(video.batches(prefetch=1 if dense else 0, on_frame=frames_seen)):
+                if i == 0 and not dense:
+                    frames_seen.active = False
+                    progress.stage("model", total=len(video.spans), unit="window")
+                with timer("window_build"):
+                    global_in, crops = window_tensors(
+                        batch.images, window_len=L, distinct_frame_crops=options.resolved("distinct_frame_crops"),
+                        antialias=options.antialias, face_crop=options.face_crop, lip_crop=options.lip_crop)
+                keep = evidence_images.wanted()  # a report is being made: offer the images once scored
+                if not keep:
+                    batch.images.clear()
+                logits, weights, timings_model = self._infer(global_in, crops, options.batch_size)
+                del global_in, crops
+                for name, seconds in timings_model.items():
+                    timer.add(name, seconds)
+                scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+                if keep:
+                    offer_batch(self.card.id, path, batch.spans, batch.images, scores)
+                    batch.images.clear()
+                for b, span in enumerate(batch.spans):
+                    rows.append(self._window_row(span, float(logits[b]), float(scores[b]), weights[b], fps, threshold))
+                if not dense:
+                    progress.advance(len(batch.spans))
+            warnings, media, timings, mel_rate = video.warnings, video.media, video.timings, video.mel_rate
+
+        rows.sort(key=lambda r: r["index"])
+        scores = [r["score"] for r in rows]
         score = float(np.mean(scores))
-        threshold = options.threshold
-        spans = prepared.spans
-        windows = [
-            {
-                "index": s.index, "start_frame": s.start_frame, "end_frame": s.end_frame,
-                "start_time": s.start_frame / fps if fps else 0.0, "end_time": (s.start_frame + L) / fps if fps else 0.0,
-                "score": float(scores[s.index]), "prediction": label_for(float(scores[s.index]), threshold),
-                "logit": float(logits[s.index]), "mel_columns": [s.mel_begin, s.mel_end],
-                "region_weights": {name: [float(v) for v in weights[s.index, :, j]] for j, name in enumerate(SCALES)},
-            }
-            for s in spans
-        ]
         return DetectionResult.scored(
-            score=score, window_scores=[float(v) for v in scores], threshold=threshold,
+            score=score, window_scores=scores, threshold=threshold,
             detector_id=self.card.id, detector_version=self.card.version, media_path=os.fspath(path),
             processing_time=sum(timings.values()),
-            frames_analyzed=len({f for s in spans for f in range(s.start_frame, s.end_frame + 1)}),
-            windows=windows, warnings=prepared.warnings, device=self.device, precision=self.precision, timings=timings,
-            media=prepared.media,
-            options={**options.model_dump(mode="json"), "mel_sample_rate": prepared.mel_rate,
-                     "distinct_frame_crops": options.resolved("distinct_frame_crops")},
+            frames_analyzed=len({f for r in rows for f in range(r["start_frame"], r["end_frame"] + 1)}),
+            windows=rows, segments=segments_from_windows(rows, threshold),
+            warnings=warnings, device=self.device, precision=self.precision, timings=timings, media=media,
+            options={**options.model_dump(mode="json"), "mel_sample_rate": mel_rate,
+                     "distinct_frame_crops": options.resolved("distinct_frame_crops"), "stride": options.dense_stride if dense else options.stride},
         )
+
+    def evidence(self, media_path, result, *, windows=None):
+        """The window images (mel strip over the frames) of ``result``'s windows, recomputed without the model."""
+        from forensics_core.media import validate_path
+
+        from .evidence import window_images
+
+        return window_images(validate_path(media_path), result, windows)
+
+    @staticmethod
+    def _window_row(span, logit: float, score: float, weights, fps: float, threshold: float) -> dict[str, Any]:
+        """One entry of ``windows``; ``weights`` (L, scales) are the region weights of its frames."""
+        return {
+            "index": span.index, "start_frame": span.start_frame, "end_frame": span.end_frame,
+            "start_time": span.start_frame / fps if fps else 0.0, "end_time": (span.start_frame + span.window_len) / fps if fps else 0.0,
+            "score": score, "prediction": label_for(score, threshold), "logit": logit, "mel_columns": [span.mel_begin, span.mel_end],
+            "region_weights": {name: [float(v) for v in weights[:, j]] for j, name in enumerate(SCALES)},
+        }
 
     def _infer(self, global_in, crops, chunk: int):
         import ctypes
