@@ -6,6 +6,7 @@ tests (test_lipfd_model.py) cover the full-size ViT-L/14 and ResNet-50 end to en
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -187,8 +188,8 @@ def test_kernels_agree_with_f_linear():
         torch.testing.assert_close(linear(x[:, :1], w, b), ref[:, :1])  # a strided view
 
 
-@pytest.mark.parametrize("folded", [False, True])
-def test_resnet_trunk_equals_torchvision(folded):
+@pytest.mark.parametrize("form", ["checkpoint", "folded", "packed"])
+def test_resnet_trunk_equals_torchvision(form):
     tv = pytest.importorskip("torchvision")
     net = tv.models.resnet50(weights=None).eval()
     g = torch.Generator().manual_seed(4)
@@ -205,8 +206,10 @@ def test_resnet_trunk_equals_torchvision(folded):
         trunk = ResNetTrunk()
     trunk.load_state_dict(state, strict=True, assign=True)
     trunk.eval()
-    if folded:
+    if form != "checkpoint":
         trunk.fold_batchnorm()
+    if form == "packed":
+        assert trunk.pack_for_cpu() and not isinstance(trunk.conv1.weight, torch.nn.Parameter)
     x = torch.randn(2, 3, 64, 64, generator=g)
     with torch.inference_mode():
         expected = net(x)
@@ -228,7 +231,8 @@ def test_lipfd_archs_build_on_meta():
         LipFDNet("ViT-H/14")
 
 
-def test_building_lipfd_imports_neither_open_clip_nor_torchvision():
+def test_building_lipfd_imports_neither_open_clip_nor_torchvision(tmp_path):
+    """Nor leaves anything in $TMPDIR (importing torchvision creates $TMPDIR/torchinductor_$USER)."""
     code = (
         "import sys, torch\n"
         "from forensics_plugins.lipfd import detector, pipeline\n"
@@ -237,5 +241,9 @@ def test_building_lipfd_imports_neither_open_clip_nor_torchvision():
         "    net = LipFDNet()\n"
         "print([m for m in ('open_clip', 'torchvision', 'timm') if m in sys.modules])\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True, env=env)
     assert out.stdout.strip() == "[]"
+    assert list(tmp.iterdir()) == []

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 log = get_logger("forensics.detector")
 
 Device = str  # "auto" | "cpu" | "cuda" | "cuda:N"
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["fp32", "bf16", "fp16", "auto"]
 
 
 class ScoreBands(BaseModel):
@@ -124,6 +124,34 @@ def resolve_device(device: str | None) -> str:
 
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def cpu_has_native_bf16() -> bool:
+    """Does this CPU compute bf16 natively (AVX512-BF16 or AMX), and does torch's oneDNN use it?
+    Without both, bf16 on the CPU is emulated: several times slower than fp32."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = set(next((line for line in fh if line.startswith("flags")), "").split())
+    except OSError:
+        return False
+    if not flags & {"avx512_bf16", "amx_bf16"}:
+        return False
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str | None, device: str) -> str:
+    """``auto`` picks the fast mode the hardware runs natively: fp16 on CUDA, bf16 on a CPU
+    with AVX512-BF16 or AMX, fp32 elsewhere. ``device`` is already resolved."""
+    if precision in (None, "auto"):
+        if device.startswith("cuda"):
+            return "fp16"
+        return "bf16" if device == "cpu" and cpu_has_native_bf16() else "fp32"
+    return precision
 
 
 class Detector(ABC):

@@ -35,7 +35,8 @@ def expand_all(model_ids) -> list[str]:
 @click.option("--weights", type=click.Path(dir_okay=False, readable=False), help="Weights file (single model only).")
 @click.option("--audio", "audio_path", type=click.Path(dir_okay=False, readable=False), help="Separate audio file (LipFD's audio_path).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True)
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32", show_default=True,
+              help="auto: bf16 on a CPU with native bf16, fp16 on CUDA, else fp32 (the result says which).")
 @click.option("--option", "-o", "option_pairs", multiple=True, metavar="[MODEL.]KEY=VALUE", help="Detector option (repeatable).")
 @click.option("--combine", type=click.Choice(["mean", "max", "weighted"]), default="mean", show_default=True, help="Ensemble verdict from ok rows.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one result object; JSON lines for several files or models).")

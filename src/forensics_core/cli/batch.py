@@ -29,7 +29,8 @@ def _common_options(fn: Callable) -> Callable:
     decorators = [
         click.option("--weights", type=click.Path(dir_okay=False, readable=False), help="Weights file (single model only)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True),
+        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32", show_default=True,
+              help="auto: bf16 on a CPU with native bf16, fp16 on CUDA, else fp32 (the result says which)."),
         click.option("--option", "-o", "option_pairs", multiple=True, metavar="[MODEL.]KEY=VALUE",
                      help="Detector option (repeatable); VALUE is parsed as JSON when it parses."),
         click.option("--key", type=click.Choice(["stat", "sha256"]), default="stat", show_default=True,

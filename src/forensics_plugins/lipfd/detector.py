@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from forensics_core import evidence_images
-from forensics_core.detector import Detector, resolve_device
+from forensics_core.detector import Detector, cpu_has_native_bf16, resolve_device, resolve_precision
 from forensics_core.errors import InvalidOptionsError
 from forensics_core.logs import get_logger
 from forensics_core.manifest import builtin_manifest
@@ -32,16 +32,6 @@ from .windows import SCALES, window_tensors
 log = get_logger("forensics.lipfd")
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
-
-def cpu_has_native_bf16() -> bool:
-    """Does this CPU compute bf16 natively (AVX512-BF16 or AMX)? Without it bf16 is emulated: slow."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = set(next((line for line in fh if line.startswith("flags")), "").split())
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 class _FrameProgress:
@@ -77,26 +67,20 @@ class LipFDDetector(Detector):
         from .model import LipFDNet
         from .weights import check_compatible, check_finite, read_state_dict, to_model_keys
 
-        if precision not in DTYPES:
-            raise InvalidOptionsError(f"unknown precision {precision!r}", hint="use fp32, bf16 or fp16")
         dev = resolve_device(device)
+        precision = resolve_precision(precision, dev)
+        if precision not in DTYPES:
+            raise InvalidOptionsError(f"unknown precision {precision!r}", hint="use fp32, bf16, fp16 or auto")
         if precision == "fp16" and not dev.startswith("cuda"):
             raise InvalidOptionsError("fp16 runs on CUDA only", hint="use --precision bf16 on the CPU")
         if dev.startswith("cuda") and not torch.cuda.is_available():
             raise InvalidOptionsError("device 'cuda' requested but torch sees no CUDA device", hint="use --device cpu or auto")
         if precision == "bf16" and dev == "cpu" and not cpu_has_native_bf16():
-            log.warning("bf16 on a CPU without AVX512-BF16 or AMX is emulated and much slower than fp32 "
-                        "(about 8x measured on an AVX2 EPYC; docs/performance.md)", detector_id=self.card.id)
+            # measured on an AVX2-only EPYC: about 8-10x slower than fp32 (docs/performance.md)
+            log.warning("bf16 on a CPU without AVX512-BF16 or AMX is emulated and much slower than fp32; use fp32 here",
+                        detector_id=self.card.id)
         if threads:
             torch.set_num_threads(threads)
-        if precision == "bf16" and dev == "cpu":
-            try:
-                native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-            except (AttributeError, RuntimeError):
-                native = False
-            if not native:  # measured on an AVX2-only EPYC: about 10x slower than fp32 (docs/performance.md)
-                log.warning("bf16 on a CPU without AVX512-BF16/AMX is emulated and much slower than fp32; use fp32 here",
-                            detector_id=self.card.id)
         path = resolve_weights(self.card.id, self.card.weights, weights)
         # the file's sha256 for every result (recorded at download, else hashed once, beside the load)
         hashing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="weights-sha256")
@@ -111,7 +95,9 @@ class LipFDDetector(Detector):
         del state
         # eval, no grad, BatchNorm and QuickGELU folded, towers converted once to the precision's dtype
         net.prepare(getattr(torch, DTYPES[precision]))
-        if dev != "cpu":  # the fused oneDNN CPU path reorders weights itself; cuDNN wants channels-last
+        if dev == "cpu":
+            net.backbone.pack_for_cpu()  # oneDNN's weight layout, once (the fused path reads it)
+        else:  # cuDNN wants channels-last
             net.backbone.to(memory_format=torch.channels_last)
         self.net = net.to(dev)
         self.device, self.precision, self.weights_path = dev, precision, os.fspath(path)

