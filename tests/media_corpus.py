@@ -263,9 +263,20 @@ def _mkfifo(out: Path, work: Path) -> None:
     os.mkfifo(out)
 
 
+def _symlink(target: str) -> Builder:
+    """A symlink to ``target`` (relative to the link's folder, or absolute)."""
+    def build(out: Path, work: Path) -> None:
+        os.symlink(target, out)
+
+    return build
+
+
 _SRT = b"1\n00:00:00,000 --> 00:00:01,000\nhello\n\n2\n00:00:01,500 --> 00:00:02,000\nworld\n"
 _TEXT = b"This is not a video. It is a text file with a video file's name.\n" * 40
 _RANDOM = random.Random(20240601).randbytes(64 * 1024)
+#: A name whose bytes are not UTF-8 (Latin-1 "é" and two stray bytes): Python holds it with
+#: surrogate escapes; OpenCV segfaulted on it and UTF-8 JSON could not hold it (issue 14, item 1).
+NON_UTF8_NAME = os.fsdecode(b"caf\xe9 \xff\xfe.mp4")
 _INJECTED_NAME = (
     "inj\n  Duration: 09:00:00.00, start: 0.000000\n"
     "  Stream #0:0: Video: h264, yuv420p, 9000x9000, 25 fps, 25 tbr.mp4"
@@ -455,6 +466,16 @@ CASES: dict[str, CaseSpec] = {
         _INJECTED_NAME, "newlines that try to inject a fake 9 h, 9000x9000 stream into ffmpeg's output",
         _clip(**_SMALL), has_video=True, has_audio=True, expect=_SMALL_EXPECT,
     ),
+    # ---- issue 14: names and links that crashed or stopped a run
+    "non_utf8_name": CaseSpec(
+        NON_UTF8_NAME, "a valid clip whose name holds bytes that are not UTF-8 (b'caf\\xe9 \\xff\\xfe.mp4')",
+        _clip(**_SMALL), has_video=True, has_audio=True, expect=_SMALL_EXPECT,
+    ),
+    "symlink_loop": CaseSpec("loop.mp4", "a symlink to itself (ELOOP)", _symlink("loop.mp4"), error="file_not_found"),
+    "dangling_symlink": CaseSpec("dangling.mp4", "a symlink to a file that does not exist", _symlink("gone/nowhere.mp4"),
+                                 error="file_not_found"),
+    "device_link": CaseSpec("zeros.mp4", "a symlink to /dev/zero (endless; must never be read)", _symlink("/dev/zero"),
+                            error="not_a_file"),
 }
 
 

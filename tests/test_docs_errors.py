@@ -75,7 +75,8 @@ def test_every_media_code_is_mentioned(doc):
 def test_other_error_classes_have_their_codes_and_exit_codes(doc):
     rows = {unquote(r["class"]): r for r in table_with(doc, "class", "code", "exit code", "when")}
     for cls in (errors.WeightsError, errors.UnknownDetectorError, errors.InvalidOptionsError,
-                errors.PluginLoadError, errors.DetectorNotLoadedError, errors.ForensicsError):
+                errors.PluginLoadError, errors.DetectorNotLoadedError, errors.FaceModelError, errors.OutputLockedError,
+                errors.ForensicsError):
         row = rows[cls.__name__]
         assert unquote(row["code"]) == cls.code, cls.__name__
         assert int(row["exit code"]) == cls.exit_code, cls.__name__
@@ -87,7 +88,9 @@ def test_other_error_classes_have_their_codes_and_exit_codes(doc):
 
 def test_exit_codes_match_the_cli(doc):
     rows = {int(r["code"]): r["meaning"] for r in table_with(doc, "code", "meaning") if r["code"].isdigit()}
-    assert set(rows) == {errors.EXIT_OK, errors.EXIT_OTHER, errors.EXIT_USAGE, errors.EXIT_MEDIA, errors.EXIT_MODEL}
+    assert set(rows) == {errors.EXIT_OK, errors.EXIT_OTHER, errors.EXIT_USAGE, errors.EXIT_MEDIA, errors.EXIT_MODEL,
+                         errors.EXIT_BUSY}
+    assert "another" in rows[errors.EXIT_BUSY] and "scan" in rows[errors.EXIT_BUSY]
     assert "media" in rows[errors.EXIT_MEDIA] and "weights" in rows[errors.EXIT_MODEL] and "usage" in rows[errors.EXIT_USAGE]
     from forensics_core.cli import exit_code_for
 
@@ -124,9 +127,29 @@ def test_corpus_table_matches_the_hostile_media_tests(doc):
     from test_hostile_media import LIPFD_OUTCOMES
 
     rows = table_with(doc, "case", "file", "LIPFD-V1 outcome")
-    documented = {unquote(r["case"]): unquote(r["LIPFD-V1 outcome"]) for r in rows}
+    documented = {unquote(r["case"]): r["LIPFD-V1 outcome"].replace("`", "") for r in rows}
     assert set(documented) == set(CASES)
     assert documented == LIPFD_OUTCOMES
+
+
+def test_issue_14_items_are_listed_with_tests_that_exist(doc):
+    import ast
+
+    rows = table_with(doc, "item", "input", "outcome", "test")
+    items = [int(r["item"]) for r in rows]
+    assert items == sorted(set(range(1, 18)) - {2, 3, 15}), "every item of issue 14 but the data-path ones, once, in order"
+    tests = Path(__file__).resolve().parent
+    for row in rows:
+        module, _, name = unquote(row["test"]).partition("::")
+        tree = ast.parse((tests / module).read_text(encoding="utf-8"))
+        assert name in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, row["test"]
+
+
+def test_abstain_codes_are_documented(doc):
+    from forensics_core.detector import ABSTAIN_CODES
+
+    rows = {unquote(r["`abstain_code`"]): r["`abstain_reason`"] for r in table_with(doc, "`abstain_code`", "`abstain_reason`", "when")}
+    assert rows == ABSTAIN_CODES
 
 
 def test_links_resolve(doc):

@@ -155,9 +155,10 @@ def test_ensemble_with_lipfd(fakes, lipfd, media_corpus, good_clip):
 
 @pytest.mark.slow
 def test_lipfd_on_silent_video_says_no_audio_track(lipfd, media_corpus):
-    with pytest.raises(MediaProcessingError) as info:
-        lipfd.analyze(media_corpus["video_only"])
-    assert info.value.code == "no_audio_track" and "no audio track" in str(info.value)
+    """One outcome everywhere (issue 14, item 12): a detector that cannot hear abstains with the code."""
+    result = lipfd.analyze(media_corpus["video_only"])
+    assert result.status == "abstained" and result.abstain_code == "no_audio_track"
+    assert result.abstain_reason == "no audio track" and result.score is None
 
 
 def test_listing_never_imports_heavy_modules():

@@ -47,10 +47,12 @@ N = 1  # windows per model run
 N_PREP = 3  # windows per preprocessing-only run
 OK = "ok"
 LIMIT_VARS = ("FORENSICS_MAX_FILE_MB", "FORENSICS_MAX_DURATION_S", "FORENSICS_MAX_PIXELS", "FORENSICS_DECODE_TIMEOUT_S")
-NAME_CASES = ("unicode_name", "shell_meta_name", "pwned_name", "dash_name", "protocol_name", "newline_name")
+NAME_CASES = ("unicode_name", "shell_meta_name", "pwned_name", "dash_name", "protocol_name", "newline_name", "non_utf8_name")
+NO_AUDIO, NO_VIDEO = "abstained: no_audio_track", "abstained: no_video_stream"
 
-#: What LIPFD-V1 gives for each corpus case: "ok" or the MediaProcessingError code.
-#: docs/errors.md has the same table (tests/test_docs_errors.py compares them).
+#: What LIPFD-V1 gives for each corpus case: "ok", "abstained: <abstain_code>" (the file lacks
+#: what the detector needs: the same outcome in the API, analyze and scan) or the
+#: MediaProcessingError code. docs/errors.md has the same table (tests/test_docs_errors.py compares them).
 LIPFD_OUTCOMES: dict[str, str] = {
     "missing": "file_not_found",
     "directory": "not_a_file",
@@ -63,13 +65,13 @@ LIPFD_OUTCOMES: dict[str, str] = {
     "truncated_webm": "decode_failed",
     "good": OK,
     "moov_at_end": OK,
-    "video_only": "no_audio_track",
-    "audio_only_wav": "no_video_stream",
-    "audio_only_m4a": "no_video_stream",
-    "audio_only_mp4": "no_video_stream",
-    "audio_with_cover_art": "no_video_stream",  # cover art is not video
-    "still_png": "too_short",  # a single picture: too short even with a separate WAV
-    "still_jpg": "too_short",
+    "video_only": NO_AUDIO,
+    "audio_only_wav": NO_VIDEO,
+    "audio_only_m4a": NO_VIDEO,
+    "audio_only_mp4": NO_VIDEO,
+    "audio_with_cover_art": NO_VIDEO,  # cover art is not video
+    "still_png": "abstained: still_image",  # a single picture: no motion (even with a separate WAV)
+    "still_jpg": "abstained: still_image",
     "one_frame": "too_short",
     "five_frames": "too_short",  # window_len + 1 = 6 frames needed
     "video_shorter_than_audio": "stream_mismatch",
@@ -87,7 +89,7 @@ LIPFD_OUTCOMES: dict[str, str] = {
     "audio_5_1": OK,
     "odd_size_17x9": OK,
     "large_4000x3000": "too_short",  # two frames
-    "raw_h264": "no_audio_track",  # an elementary stream has no audio
+    "raw_h264": NO_AUDIO,  # an elementary stream has no audio
     "streamed_mkv": OK,  # no duration and no frame count in the header: packets counted
     "one_chapter": OK,
     "unicode_name": OK,
@@ -96,12 +98,22 @@ LIPFD_OUTCOMES: dict[str, str] = {
     "dash_name": OK,
     "protocol_name": OK,
     "newline_name": OK,
+    "non_utf8_name": OK,  # issue 14: OpenCV segfaulted on the name; decoders now get /proc/self/fd/N
+    "symlink_loop": "file_not_found",
+    "dangling_symlink": "file_not_found",
+    "device_link": "not_a_file",  # /dev/zero behind a link: never opened
 }
 
 
+def abstain_code(expected: str) -> str | None:
+    return expected.split(": ", 1)[1] if expected.startswith("abstained: ") else None
+
+
 def test_outcome_table_covers_every_corpus_case():
+    from forensics_core.detector import ABSTAIN_CODES
+
     assert set(LIPFD_OUTCOMES) == set(CASES)
-    assert set(LIPFD_OUTCOMES.values()) <= {OK, *MEDIA_ERROR_CODES}
+    assert set(LIPFD_OUTCOMES.values()) <= {OK, *MEDIA_ERROR_CODES, *(f"abstained: {c}" for c in ABSTAIN_CODES)}
     for case, spec in CASES.items():  # where the probe already fails, LipFD reports the same code
         if spec.error is not None:
             assert LIPFD_OUTCOMES[case] == spec.error, case
@@ -146,8 +158,19 @@ def clean_env(tmpdir: Path, **extra: str) -> dict[str, str]:
             "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, **extra}
 
 
+def row_path(row: dict) -> str:
+    """The exact path a row names (``media_path``, or ``media_path_bytes`` for a name that is not UTF-8)."""
+    from forensics_core.media import path_from_fields
+
+    return path_from_fields(row["media_path"], row.get("media_path_bytes"))
+
+
 def window_scores(result: DetectionResult) -> np.ndarray:
     return np.asarray(result.metrics.window_scores, dtype=np.float64)
+
+
+def _strip_timing(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in ("processing_time", "timings")}
 
 
 def cli(*args: str) -> list[str]:
@@ -264,8 +287,13 @@ def test_corpus_case_gives_its_documented_outcome(corpus_run, media_corpus, case
         assert outcome.status == "ok" and 0.0 <= outcome.score <= 1.0
         assert len(outcome.windows) == N and len(outcome.metrics.window_scores) == N
         assert outcome.windows[0].start_frame == 0 and outcome.frames_analyzed == 5
-        assert Path(outcome.media_path) == Path(os.path.realpath(media_corpus[case]))
-        DetectionResult.model_validate_json(outcome.model_dump_json())  # JSON-safe (no NaN)
+        assert row_path(outcome.to_dict()) == os.path.realpath(media_corpus[case])
+        DetectionResult.model_validate_json(outcome.model_dump_json())  # JSON-safe (no NaN, valid UTF-8)
+    elif abstain_code(expected):
+        assert isinstance(outcome, DetectionResult), f"{case}: expected {expected}, got {outcome!r}"
+        assert outcome.status == "abstained" and outcome.abstain_code == abstain_code(expected), case
+        assert outcome.score is None and outcome.abstain_reason
+        assert row_path(outcome.to_dict()) == os.path.realpath(media_corpus[case])
     else:
         assert isinstance(outcome, MediaProcessingError), f"{case}: expected {expected}, got {outcome!r}"
         assert outcome.code == expected, f"{case}: {outcome.code} ({outcome.message})"
@@ -366,13 +394,16 @@ def test_cli_mixed_batch_gives_one_row_per_file(cli_batch, corpus_run, corpus_ro
     rows = [json.loads(line) for line in lines]
     for case, given, row in zip(batch.cases, batch.paths, rows):
         DetectionResult.model_validate(row)
-        assert os.path.realpath(row["media_path"]) == os.path.realpath(given), case  # in input order
+        assert row_path(row) == os.path.realpath(given), case  # in input order, the exact name
         expected = LIPFD_OUTCOMES[case]
         if expected == OK:
             assert row["status"] == "ok", f"{case}: {row['error']}"
             assert len(row["windows"]) == N
             np.testing.assert_allclose(row["metrics"]["window_scores"], window_scores(corpus_run.outcomes[case]),
                                        atol=1e-6, rtol=0, err_msg=case)  # the CLI gives what the API gives
+        elif abstain_code(expected):
+            assert row["status"] == "abstained" and row["abstain_code"] == abstain_code(expected), case
+            assert _strip_timing(row) == _strip_timing(corpus_run.outcomes[case].to_dict()), case  # as the API's
         else:
             assert row["status"] == "error" and row["score"] is None, case
             assert row["error"]["code"] == expected and row["error"]["hint"], f"{case}: {row['error']}"

@@ -6,13 +6,14 @@ import pickle
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
 
 from forensics_core import WeightsError
 from forensics_plugins.lipfd.model import LipFDNet
-from forensics_plugins.lipfd.weights import check_compatible, convert, read_state_dict, to_model_keys
+from forensics_plugins.lipfd.weights import check_compatible, check_finite, convert, read_state_dict, to_model_keys
 from lipfd_standin import standin_state_dict
 
 
@@ -109,12 +110,64 @@ def test_convert_keeps_only_inference_tensors(tmp_path, small_state):
     src = tmp_path / "ckpt.pth"
     torch.save({"model": small_state, "optimizer": {"state": {}}}, src)
     dst = tmp_path / "lipfd.safetensors"
-    info = convert(src, dst)
+    mask = os.umask(0o027)
+    try:
+        info = convert(src, dst)
+    finally:
+        os.umask(mask)
     assert info["dropped"] == 2 and dst.is_file() and not (tmp_path / "lipfd.safetensors.part").exists()
+    assert dst.stat().st_mode & 0o777 == 0o640  # the umask's mode, as any file a program writes (safetensors: 0600)
+    renamed = tmp_path / "converted.pth"  # safetensors under another name is still read as safetensors
+    os.link(dst, renamed)
+    assert set(read_state_dict(renamed)) == set(read_state_dict(dst))
+    with pytest.raises(WeightsError, match="must be named \\*.safetensors"):
+        convert(src, tmp_path / "out.pth")
     converted = read_state_dict(dst)
     assert set(converted) == {k for k in small_state if not k.startswith("encoder.") or k.startswith("encoder.visual.")}
     for key, value in converted.items():
         assert torch.equal(value.reshape(small_state[key].shape), small_state[key]), key
+
+
+def test_weights_that_are_not_checkpoints_are_named(tmp_path):
+    """Issue 14, item 13: a WAV given as --weights gave `IndexError: pop from empty list`."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from media_corpus import make_clip
+
+    cases = {"voice.wav": "a RIFF file", "clip.mp4": "an MP4/MOV media file", "page.pth": "an HTML/XML page"}
+    make_clip(tmp_path / "voice.wav", vcodec=None, seconds=0.3)
+    make_clip(tmp_path / "clip.mp4", seconds=0.3, size=(64, 64))
+    (tmp_path / "page.pth").write_text("<!DOCTYPE html><html><title>Sign in</title></html>")
+    for name, what in cases.items():
+        with pytest.raises(WeightsError, match=f"not a checkpoint: it looks like {what}") as info:
+            read_state_dict(tmp_path / name)
+        assert "--audio" in info.value.hint
+
+
+def test_nan_and_inf_weights_are_named(tmp_path):
+    state = {"a.weight": torch.ones(4, 4), "b.weight": torch.ones(10), "c.bias": torch.ones(3, dtype=torch.float16),
+             "d.num_batches_tracked": torch.tensor(3), "e.weight": torch.full((4,), 60000.0, dtype=torch.float16)}
+    check_finite(state, "ok.pth")  # a sum of large fp16 values overflows; the values do not
+    state["b.weight"][7] = float("nan")
+    state["c.bias"][0] = float("-inf")
+    with pytest.raises(WeightsError) as info:
+        check_finite(state, "bad.pth")
+    assert "2 tensors hold NaN or infinite values: b.weight, c.bias" in info.value.message
+
+
+@pytest.mark.slow
+def test_a_checkpoint_with_nan_weights_is_refused_at_load(tmp_path, small_state):
+    """Issue 14, item 9: it loaded, and every file then ended `internal_error` after a full analysis."""
+    from forensics_core import load_model
+
+    poisoned = dict(small_state)
+    poisoned["backbone.fc.weight"] = small_state["backbone.fc.weight"].clone()
+    poisoned["backbone.fc.weight"][0, 0] = float("nan")
+    path = tmp_path / "nan.pth"
+    torch.save({"model": poisoned}, path)
+    with pytest.raises(WeightsError, match="1 tensors hold NaN or infinite values: backbone.fc.weight"):
+        load_model("LIPFD-V1", weights=path, device="cpu")
 
 
 def test_cli_convert_and_wrong_checkpoint_exit_codes(tmp_path, small_state):
@@ -125,4 +178,8 @@ def test_cli_convert_and_wrong_checkpoint_exit_codes(tmp_path, small_state):
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 4, out.stderr
     assert "missing keys: backbone.layer4" in out.stderr and not (tmp_path / "o.safetensors").exists()
+    assert os.listdir(tmp_path) == ["ckpt.pth"]
+    named = subprocess.run([sys.executable, "-m", "forensics_core", "convert", "LIPFD-V1", str(src), str(tmp_path / "o.pth")],
+                           capture_output=True, text=True, timeout=300)
+    assert named.returncode == 2 and "*.safetensors" in named.stderr and "o.safetensors" in named.stderr
     assert os.listdir(tmp_path) == ["ckpt.pth"]

@@ -1,9 +1,14 @@
 """Weights lookup and download, against a local HTTP server on 127.0.0.1 only."""
 from __future__ import annotations
 
+import functools
+import gzip
 import hashlib
 import http.server
+import io
+import json
 import os
+import time
 import threading
 import urllib.parse
 from pathlib import Path
@@ -56,16 +61,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _send_file(self, data, *, honour_range=True):
-        rng = self.headers.get("Range")
-        if honour_range and rng and rng.startswith("bytes=") and rng.endswith("-"):
+    def _send_file(self, data, *, honour_range=True, validators=True, honour_if_range=True):
+        """Serve ``data`` as a real server does: a strong ETag, Range answered with 206 unless
+        If-Range names another version (then the whole file, 200)."""
+        etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+        tags = [("ETag", etag), ("Last-Modified", "Wed, 21 Oct 2015 07:28:00 GMT")] if validators else []
+        rng, if_range = self.headers.get("Range"), self.headers.get("If-Range")
+        current = not if_range or not honour_if_range or if_range == etag
+        if honour_range and current and rng and rng.startswith("bytes=") and rng.endswith("-"):
             start = int(rng[len("bytes="):-1])
             if start >= len(data):
                 self._send(416, b"", headers=[("Content-Range", f"bytes */{len(data)}")])
                 return
-            self._send(206, data[start:], headers=[("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")])
+            self._send(206, data[start:], headers=[("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}"), *tags])
             return
-        self._send(200, data)
+        self._send(200, data, headers=tags)
 
     # -- routes --------------------------------------------------------------------
     def do_GET(self):
@@ -73,7 +83,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         parts = urllib.parse.urlsplit(self.path)
         query = dict(urllib.parse.parse_qsl(parts.query))
         with st["lock"]:
-            st["log"].append({"path": parts.path, "query": query, "range": self.headers.get("Range")})
+            st["log"].append({"path": parts.path, "query": query, "range": self.headers.get("Range"),
+                              "if_range": self.headers.get("If-Range"), "accept_encoding": self.headers.get("Accept-Encoding")})
             st["hits"][parts.path] = st["hits"].get(parts.path, 0) + 1
             hit = st["hits"][parts.path]
 
@@ -86,6 +97,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self.send_response(200)
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(PAYLOAD)))
+                self.send_header("ETag", '"' + hashlib.sha256(PAYLOAD).hexdigest()[:16] + '"')
                 self.end_headers()
                 self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])
                 self.wfile.flush()
@@ -94,6 +106,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._send_file(PAYLOAD)
         elif parts.path == "/missing.bin":
             self._send(404, b"not found", ctype="text/plain")
+        elif parts.path in HOSTILE:
+            HOSTILE[parts.path](self, hit)
         elif parts.path == "/drive/download":
             self._drive(query)
         else:
@@ -102,7 +116,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def _drive(self, q):
         fid = q.get("id", "")
         html_type = "text/html; charset=utf-8"
-        if fid == "quotaquotaquota":
+        if fid == "offsiteoffsite":  # a "confirmation page" that sends the client to another host
+            page = CONFIRM_PAGE.format(id=fid, uuid=UUID, action="http://127.0.0.2:9/payload")
+            self._send(200, page.encode(), ctype=html_type)
+        elif fid == "quotaquotaquota":
             self._send(200, QUOTA_PAGE.encode(), ctype=html_type)
         elif fid == "cookiecookiecookie":
             if q.get("confirm") == "TOKEN42":
@@ -120,6 +137,127 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._send(200, page.encode(), ctype=html_type)
         else:
             self._send(404, b"<html><title>Not Found</title></html>", ctype=html_type)
+
+
+# -- hostile servers (issue 14, item 6): each route misbehaves in one way ------------------
+
+VERSION_A = bytes(range(256)) * 1000
+VERSION_B = bytes(reversed(range(256))) * 1000  # same length, other bytes: a new upload of the file
+
+
+def _headers_then(handler, status, headers, body, *, close=True):
+    handler.send_response(status)
+    for k, v in headers:
+        handler.send_header(k, v)
+    handler.end_headers()
+    handler.wfile.write(body)
+    handler.wfile.flush()
+    if close:
+        handler.close_connection = True
+
+
+def _html_page(h, hit):  # a plain server answering a login/confirmation page: never a checkpoint
+    page = CONFIRM_PAGE.format(id=DRIVE_ID, uuid=UUID, action="/file.bin").encode()
+    h._send(200, page, ctype="text/html; charset=utf-8")
+
+
+def _gzip_bomb(h, hit):  # ignores Accept-Encoding: identity; 64 MiB of zeros in ~64 KiB
+    h._send(200, GZIP_BOMB, headers=[("Content-Encoding", "gzip")])
+
+
+def _truncated(h, hit):  # announces the whole file, sends half, hangs up; no validator to resume with
+    _headers_then(h, 200, [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(ckpt())))], ckpt()[: len(ckpt()) // 2])
+
+
+def _length_lie(h, hit):  # Content-Length says half: a client that trusts it keeps half a checkpoint
+    _headers_then(h, 200, [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(ckpt()) // 2))], ckpt())
+
+
+def _huge(h, hit):  # announces 100 GB
+    _headers_then(h, 200, [("Content-Type", "application/octet-stream"), ("Content-Length", str(100 << 30))], b"x" * 1000)
+
+
+def _endless(h, hit):  # no length at all, and more bytes than any checkpoint
+    h.send_response(200)
+    h.send_header("Content-Type", "application/octet-stream")
+    h.end_headers()
+    try:
+        for _ in range(64):
+            h.wfile.write(b"\0" * 65536)
+    except OSError:
+        pass
+    h.close_connection = True
+
+
+def _drip(h, hit):  # a byte at a time: each read succeeds, the download never ends
+    h.send_response(200)
+    h.send_header("Content-Type", "application/octet-stream")
+    h.send_header("Content-Length", str(len(PAYLOAD)))
+    h.end_headers()
+    try:
+        for i in range(200):
+            h.wfile.write(PAYLOAD[i:i + 1])
+            h.wfile.flush()
+            time.sleep(0.05)
+    except OSError:
+        pass
+    h.close_connection = True
+
+
+def _versions(honour_if_range: bool, validators: bool):
+    """Version A until the first transfer breaks off halfway, then version B (the file was re-uploaded)."""
+    def route(h, hit):
+        if hit == 1:
+            tags = [("ETag", '"A"'), ("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")] if validators else []
+            _headers_then(h, 200, [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(VERSION_A))), *tags],
+                          VERSION_A[: len(VERSION_A) // 2])
+            return
+        tags = [("ETag", '"B"'), ("Last-Modified", "Tue, 02 Jan 2024 00:00:00 GMT")] if validators else []
+        rng, if_range = h.headers.get("Range"), h.headers.get("If-Range")
+        if rng and (not honour_if_range or if_range in ('"B"', "Tue, 02 Jan 2024 00:00:00 GMT")):
+            start = int(rng[len("bytes="):-1])
+            h._send(206, VERSION_B[start:], headers=[("Content-Range", f"bytes {start}-{len(VERSION_B) - 1}/{len(VERSION_B)}"), *tags])
+        else:
+            h._send(200, VERSION_B, headers=tags)
+    return route
+
+
+HOSTILE = {
+    "/page.bin": _html_page, "/gzip.bin": _gzip_bomb, "/truncated.bin": _truncated, "/lie.bin": _length_lie,
+    "/huge.bin": _huge, "/endless.bin": _endless, "/drip.bin": _drip,
+    "/versions.bin": _versions(honour_if_range=True, validators=True),
+    "/versions-ignores-if-range.bin": _versions(honour_if_range=False, validators=True),
+    "/versions-no-validator.bin": _versions(honour_if_range=False, validators=False),
+}
+
+
+@functools.cache
+def ckpt() -> bytes:
+    """A small real checkpoint in the released layout ({'model': state_dict, ...})."""
+    import torch
+
+    buf = io.BytesIO()
+    torch.save({"model": {"w": torch.arange(20000, dtype=torch.float32)}, "total_steps": 1}, buf)
+    return buf.getvalue()
+
+
+_bomb = io.BytesIO()
+with gzip.GzipFile(fileobj=_bomb, mode="wb", compresslevel=9) as _gz:
+    for _ in range(64):
+        _gz.write(bytes(1 << 20))
+GZIP_BOMB = _bomb.getvalue()
+
+
+def load_check(path):
+    """A detector's own check, as LipFD's: the file must load (weights_only) with the expected keys and shapes."""
+    import torch
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    except Exception as exc:  # noqa: BLE001
+        raise WeightsError(f"cannot load {path}: {type(exc).__name__}") from exc
+    if set(state) != {"w"} or tuple(state["w"].shape) != (20000,):
+        raise WeightsError("keys or shapes do not fit")
 
 
 @pytest.fixture
@@ -285,7 +423,7 @@ def test_download_plain_with_checks_and_progress(server, home, capsys):
     out = W.download(s, progress=True, timeout=5)
     assert out == home / "weights" / "ckpt.pth"
     assert out.read_bytes() == PAYLOAD
-    assert leftovers(out.parent) == ["ckpt.pth"]
+    assert leftovers(out.parent) == ["ckpt.pth", "ckpt.pth.json"]
     assert "ckpt.pth" in capsys.readouterr().err  # the tqdm bar went to stderr
 
 
@@ -302,34 +440,52 @@ def test_download_resumes_after_dropped_connection(server, home):
     out = W.download(s, progress=False, timeout=5)
     assert out.read_bytes() == PAYLOAD
     assert server.state["log"][-1]["range"] == f"bytes={got}-"
-    assert leftovers(out.parent) == ["ckpt.pth"]
+    assert leftovers(out.parent) == ["ckpt.pth", "ckpt.pth.json"]
+
+
+def _resume_state(d: Path, data: bytes, url: str) -> None:
+    """What an interrupted download leaves beside its .part: the server's validator."""
+    etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+    (d / "ckpt.pth.part.json").write_text(json.dumps({"source": url, "total": len(data), "etag": etag}))
 
 
 def test_download_restarts_when_server_ignores_range(server, home):
     d = home / "weights"
     d.mkdir(parents=True)
     (d / "ckpt.pth.part").write_bytes(b"garbage-prefix")
+    _resume_state(d, PAYLOAD, server.base + "/norange.bin")
     out = W.download(src(server.base + "/norange.bin", sha256=PAYLOAD_SHA), progress=False, timeout=5)
     assert server.state["log"][-1]["range"] == "bytes=14-"
     assert out.read_bytes() == PAYLOAD
-    assert leftovers(d) == ["ckpt.pth"]
+    assert leftovers(d) == ["ckpt.pth", "ckpt.pth.json"]
+
+
+def test_a_part_without_a_validator_is_never_resumed(server, home):
+    """Without the server's ETag/Last-Modified nothing says the .part is a prefix of today's file."""
+    d = home / "weights"
+    d.mkdir(parents=True)
+    (d / "ckpt.pth.part").write_bytes(PAYLOAD[:1000])
+    out = W.download(src(server.base + "/file.bin"), progress=False, timeout=5)
+    assert server.state["log"][-1]["range"] is None and out.read_bytes() == PAYLOAD
 
 
 def test_download_part_already_complete_416(server, home):
     d = home / "weights"
     d.mkdir(parents=True)
     (d / "ckpt.pth.part").write_bytes(PAYLOAD)
+    _resume_state(d, PAYLOAD, server.base + "/file.bin")
     out = W.download(src(server.base + "/file.bin", sha256=PAYLOAD_SHA), progress=False, timeout=5)
     assert out.read_bytes() == PAYLOAD
     assert server.state["log"][-1]["range"] == f"bytes={len(PAYLOAD)}-"
-    assert leftovers(d) == ["ckpt.pth"]
+    assert server.state["log"][-1]["if_range"] is not None
+    assert leftovers(d) == ["ckpt.pth", "ckpt.pth.json"]
 
 
 def test_download_explicit_dest(server, tmp_path, home):
     dest = tmp_path / "elsewhere" / "w.pth"
     assert W.download(src(server.base + "/file.bin"), dest, progress=False, timeout=5) == dest
     assert dest.read_bytes() == PAYLOAD
-    assert leftovers(dest.parent) == ["w.pth"]
+    assert leftovers(dest.parent) == ["w.pth", "w.pth.json"]
     assert not home.exists()
 
 
@@ -375,7 +531,7 @@ def test_drive_confirmation_form(drive, home, url):
     assert [e["path"] for e in log] == ["/drive/download", "/drive/download"]
     assert log[0]["query"] == {"id": DRIVE_ID, "export": "download"}
     assert log[1]["query"] == {"id": DRIVE_ID, "export": "download", "confirm": "t", "uuid": UUID}
-    assert leftovers(out.parent) == ["ckpt.pth"]
+    assert leftovers(out.parent) == ["ckpt.pth", "ckpt.pth.json"]
 
 
 def test_drive_download_warning_cookie(drive, home):
@@ -417,7 +573,7 @@ def test_pull_replaces_corrupt_cache(server, home):
     cache.parent.mkdir(parents=True)
     cache.write_bytes(b"corrupt")
     assert W.pull("lipfd", s, progress=False).read_bytes() == PAYLOAD
-    assert leftovers(cache.parent) == ["ckpt.pth"]
+    assert leftovers(cache.parent) == ["ckpt.pth", "ckpt.pth.json"]
 
 
 def test_module_imports_no_heavy_deps():
@@ -455,3 +611,176 @@ def test_cli_pull_downloads_into_the_cache_and_reuses_it(server, home):
         assert again.exit_code == 0 and server.state["hits"]["/file.bin"] == 1  # cached file verified, not fetched again
         missing = runner.invoke(main, ["pull", "NOPE"])
         assert missing.exit_code == 4 and "unknown detector" in missing.stderr
+
+
+# -- hostile servers: nothing unverified ever enters the cache -----------------------------
+
+
+def _refused(s, home, match, **kw):
+    with pytest.raises(WeightsError, match=match) as info:
+        W.download(s, progress=False, timeout=5, **kw)
+    assert info.value.hint  # how to get the file by hand
+    assert leftovers(home / "weights") == [], "something unverified was left in the cache"
+    return info.value
+
+
+def test_an_html_page_is_never_a_checkpoint(server, home):
+    _refused(src(server.base + "/page.bin"), home, "text/html page")
+    assert [e["path"] for e in server.state["log"]] == ["/page.bin"]  # its "download anyway" form was not followed
+
+
+def test_an_encoded_body_is_refused_not_inflated(server, home):
+    err = _refused(src(server.base + "/gzip.bin"), home, "Content-Encoding 'gzip'")
+    assert "identity" in err.message
+    assert server.state["log"][0]["accept_encoding"] == "identity"
+
+
+def test_a_truncated_body_is_refused(server, home):
+    ckpt()  # made before the server needs it (importing torch in its thread could outlast the timeout)
+    _refused(src(server.base + "/truncated.bin"), home, "truncated|IncompleteRead|Connection broken", validate=load_check)
+
+
+def test_a_content_length_lie_cannot_pass_as_the_checkpoint(server, home):
+    ckpt()
+    _refused(src(server.base + "/lie.bin"), home, "not a usable checkpoint", validate=load_check)
+
+
+def test_an_announced_size_over_the_ceiling_is_refused_before_reading(server, home):
+    _refused(src(server.base + "/huge.bin"), home, "ceiling")
+
+
+def test_bytes_read_are_capped_without_any_announced_length(server, home):
+    _refused(src(server.base + "/endless.bin"), home, "larger than the 100000 bytes allowed", max_bytes=100_000)
+
+
+def test_the_whole_download_has_a_deadline(server, home):
+    started = time.monotonic()
+    _refused(src(server.base + "/drip.bin"), home, "deadline", deadline=1.0)
+    assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("route", ["/versions.bin", "/versions-ignores-if-range.bin", "/versions-no-validator.bin"])
+def test_a_resume_is_never_spliced_from_two_versions(server, home, route):
+    """Version A breaks off halfway, then the server has version B: the result is B, whole."""
+    s = src(server.base + route)
+    with pytest.raises(WeightsError):
+        W.download(s, progress=False, timeout=5)
+    out = W.download(s, progress=False, timeout=5)
+    assert out.read_bytes() == VERSION_B
+    second = server.state["log"][1]
+    if route == "/versions-no-validator.bin":
+        assert second["range"] is None  # nothing to resume with: started over
+    else:
+        assert second["range"] == f"bytes={len(VERSION_A) // 2}-" and second["if_range"] in ('"A"', "Mon, 01 Jan 2024 00:00:00 GMT")
+    assert leftovers(out.parent) == ["ckpt.pth", "ckpt.pth.json"]
+
+
+def test_drive_confirmation_is_followed_only_to_google(drive, home):
+    _refused(src("gdrive://offsiteoffsite"), home, "points outside Google")
+    assert len(drive.state["log"]) == 1
+
+
+def test_drive_pages_are_read_only_on_drive_hosts(server, home, monkeypatch):
+    """A Drive source redirected (here: configured) elsewhere: that host's HTML is not a Drive page."""
+    monkeypatch.setattr(W.fetch, "DRIVE_DOWNLOAD_URL", "https://drive.usercontent.google.com/download")
+    monkeypatch.setattr(W.fetch, "_on_drive", lambda url: url.startswith("https://"))  # 127.0.0.1 is not Google
+    _refused(src(server.base + "/page.bin"), home, "text/html page")
+
+
+def test_the_detectors_check_runs_before_the_file_enters_the_cache(server, home):
+    calls = []
+
+    def reject(path):
+        calls.append(path)
+        assert path.name == "ckpt.pth.part"  # checked in place, before the move
+        raise WeightsError("wrong keys")
+
+    _refused(src(server.base + "/file.bin"), home, "not a usable checkpoint: wrong keys", validate=reject)
+    assert len(calls) == 1
+
+
+def test_the_sha256_is_recorded_and_a_corrupt_cached_file_is_replaced(server, home):
+    s = src(server.base + "/file.bin")
+    out = W.pull("lipfd", s, progress=False)
+    record = json.loads((out.parent / "ckpt.pth.json").read_text())
+    assert record["sha256"] == PAYLOAD_SHA and record["size"] == len(PAYLOAD) and record["source"] == s.url
+    assert W.weights_sha256(out) == PAYLOAD_SHA and W.pull("lipfd", s, progress=False) == out
+    assert len(server.state["log"]) == 1  # the good cached copy was kept
+
+    st = out.stat()  # one flipped byte, size and mtime kept: only the hash can tell
+    data = bytearray(out.read_bytes())
+    data[1000] ^= 0xFF
+    out.write_bytes(bytes(data))
+    os.utime(out, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert W.pull("lipfd", s, progress=False).read_bytes() == PAYLOAD
+    assert len(server.state["log"]) == 2
+
+    out.write_bytes(b"truncated")  # changed behind the record's back: not trusted, downloaded again
+    assert W.pull("lipfd", s, progress=False).read_bytes() == PAYLOAD
+    assert len(server.state["log"]) == 3
+
+
+def test_a_file_placed_by_hand_is_checked_by_loading_then_recorded(server, home):
+    cache = home / "weights" / "ckpt.pth"
+    cache.parent.mkdir(parents=True)
+    cache.write_bytes(ckpt())
+    s = src(server.base + "/page.bin")  # any download would be refused: none must happen
+    assert W.pull("lipfd", s, progress=False, validate=load_check) == cache
+    assert server.state["log"] == []
+    assert json.loads((cache.parent / "ckpt.pth.json").read_text())["sha256"] == hashlib.sha256(ckpt()).hexdigest()
+    cache.write_bytes(ckpt()[:-100])  # a bad one is not kept
+    _refused_pull = pytest.raises(WeightsError, match="text/html page")
+    with _refused_pull:
+        W.pull("lipfd", s, progress=False, validate=load_check)
+
+
+def test_cli_pull_runs_the_detectors_check_and_models_shows_the_sha256(server, home):
+    from click.testing import CliRunner
+
+    from forensics_core.cli import main
+    from forensics_core.testing import FakeDetector, registered
+
+    class Checked(FakeDetector):
+        card = FakeDetector.card.model_copy(update={"id": "PULL-CHECKED", "aliases": [],
+                                                    "weights": src(server.base + "/page.bin", filename="checked.pth")})
+        check_weights = staticmethod(load_check)
+
+    class Good(FakeDetector):
+        card = FakeDetector.card.model_copy(update={"id": "PULL-GOOD", "aliases": [],
+                                                    "weights": src(server.base + "/file.bin", filename="good.bin")})
+
+        @staticmethod
+        def check_weights(path):
+            if Path(path).read_bytes() != PAYLOAD:
+                raise WeightsError("not the payload")
+
+    with registered(Checked, Good, name="pull-checked"):
+        runner = CliRunner()
+        refused = runner.invoke(main, ["pull", "PULL-CHECKED", "--quiet"])
+        assert refused.exit_code == 4 and "text/html page" in refused.stderr and "hint:" in refused.stderr
+        assert leftovers(home / "weights") == []
+        before = json.loads(runner.invoke(main, ["models", "--json"]).stdout)
+        assert {m["id"]: m for m in before}["PULL-GOOD"]["weights_cache"]["present"] is False
+        pulled = runner.invoke(main, ["pull", "PULL-GOOD", "--quiet"])
+        assert pulled.exit_code == 0 and f"sha256 {PAYLOAD_SHA}" in pulled.stderr, pulled.output
+        listed = runner.invoke(main, ["models"])
+        assert f"weights: {home / 'weights' / 'good.bin'} (sha256 {PAYLOAD_SHA})" in listed.stdout
+        cards = {m["id"]: m for m in json.loads(runner.invoke(main, ["models", "--json"]).stdout)}
+        assert cards["PULL-GOOD"]["weights_cache"]["sha256"] == PAYLOAD_SHA
+
+
+def test_weights_are_hashed_once_per_file_version(home, tmp_path):
+    """Results name their weights by sha256; a file is hashed once, then its record is read."""
+    from forensics_core.weights import cache
+
+    w = tmp_path / "w.bin"
+    w.write_bytes(PAYLOAD)
+    assert W.weights_sha256(w) == PAYLOAD_SHA
+    records = list((home / "weights" / "hashes").iterdir())
+    assert len(records) == 1 and json.loads(records[0].read_text())["sha256"] == PAYLOAD_SHA
+    cache._HASHES.clear()  # another process: read from the record, the file is not hashed again
+    records[0].write_text(records[0].read_text().replace(PAYLOAD_SHA, "a" * 64))
+    assert W.weights_sha256(w) == "a" * 64
+    w.write_bytes(PAYLOAD[::-1])  # a new version of the file: a new key, hashed afresh
+    assert W.weights_sha256(w) == hashlib.sha256(PAYLOAD[::-1]).hexdigest()
+    assert leftovers(tmp_path) == ["home", "w.bin"]  # nothing beside the weights

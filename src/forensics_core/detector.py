@@ -4,6 +4,12 @@ Constructors do no work; ``load`` is the only place a detector imports torch or
 reads weights, and it is idempotent. ``analyze`` validates options and the path,
 then calls the detector's ``_analyze``; exceptions that decoders throw are mapped
 to ``MediaProcessingError(code="decode_failed")`` here, once, for every detector.
+
+One outcome for one input, whoever asks (the Python API, ``forensics analyze``,
+``forensics scan``, ensembles): a file that lacks a modality the detector needs
+(:data:`ABSTAIN_CODES`) gives an ``abstained`` result with that code, never an
+error; errors are for files that are broken or unusable. ``media_path`` is always
+:func:`~forensics_core.media.paths.canonical_path` of the input.
 """
 from __future__ import annotations
 
@@ -11,20 +17,63 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .errors import DetectorNotLoadedError, ForensicsError, InvalidOptionsError, as_media_error, is_decoder_exception
+from .errors import (
+    DetectorNotLoadedError,
+    ForensicsError,
+    InvalidOptionsError,
+    MediaProcessingError,
+    as_media_error,
+    is_decoder_exception,
+)
 from .logs import bound_contextvars, get_logger
-from .results import DetectionResult
+from .media.paths import canonical_path, display_path, path_bytes_b64
+from .modalities import ABSTAIN_REASONS, Modality
+from .results import DetectionResult, WeightsInfo
 from .weights import WeightsSource
+
+#: Codes that mean "this detector cannot see what it needs in this file" rather than "the file
+#: is broken": the detector abstains with the code and this sentence (:mod:`.modalities`). A
+#: ``MediaProcessingError`` with one of these codes, raised by a detector, becomes that abstention.
+ABSTAIN_CODES: dict[str, str] = ABSTAIN_REASONS
+if TYPE_CHECKING:
+    from .evidence_images import EvidenceImage
 
 log = get_logger("forensics.detector")
 
-Modality = Literal["video", "audio"]
 Device = str  # "auto" | "cpu" | "cuda" | "cuda:N"
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["fp32", "bf16", "fp16", "auto"]
+
+
+class ScoreBands(BaseModel):
+    """How strong a detector's score is as evidence: ``low`` below ``low``, ``high`` from ``high`` up.
+
+    Between the two the score is ``uncertain``. Ensembles turn the bands into an
+    evidence level ("substantial", "uncertain" or "little" evidence of manipulation).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    low: float = Field(gt=0.0, lt=1.0, description="scores below this are little evidence of manipulation")
+    high: float = Field(gt=0.0, lt=1.0, description="scores at or above this are substantial evidence")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScoreBands:
+        if self.low > self.high:
+            raise ValueError("score_bands.low must not exceed score_bands.high")
+        return self
+
+    def band(self, score: float) -> Literal["low", "uncertain", "high"]:
+        if score >= self.high:
+            return "high"
+        return "low" if score < self.low else "uncertain"
+
+
+#: bands for a card that gives none: the default threshold 0.5 with 0.2 either side
+DEFAULT_SCORE_BANDS = ScoreBands(low=0.3, high=0.7)
 
 
 class DetectorCard(BaseModel):
@@ -45,6 +94,8 @@ class DetectorCard(BaseModel):
     paper: str | None = None
     license: str | None = None
     entry: str | None = Field(default=None, description="'module:Class' that implements the detector")
+    score_bands: ScoreBands | None = Field(default=None, description="score bands for ensemble evidence; None: the host default")
+    looks_for: str | None = Field(default=None, description="the manipulation the detector looks for, in words (ensemble reasons)")
 
 
 class DetectorOptions(BaseModel):
@@ -75,6 +126,34 @@ def resolve_device(device: str | None) -> str:
     return device
 
 
+def cpu_has_native_bf16() -> bool:
+    """Does this CPU compute bf16 natively (AVX512-BF16 or AMX), and does torch's oneDNN use it?
+    Without both, bf16 on the CPU is emulated: several times slower than fp32."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = set(next((line for line in fh if line.startswith("flags")), "").split())
+    except OSError:
+        return False
+    if not flags & {"avx512_bf16", "amx_bf16"}:
+        return False
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(precision: str | None, device: str) -> str:
+    """``auto`` picks the fast mode the hardware runs natively: fp16 on CUDA, bf16 on a CPU
+    with AVX512-BF16 or AMX, fp32 elsewhere. ``device`` is already resolved."""
+    if precision in (None, "auto"):
+        if device.startswith("cuda"):
+            return "fp16"
+        return "bf16" if device == "cpu" and cpu_has_native_bf16() else "fp32"
+    return precision
+
+
 class Detector(ABC):
     """Base class of every detector. Subclasses set ``card`` and ``Options``."""
 
@@ -86,6 +165,8 @@ class Detector(ABC):
         self._lock = threading.RLock()
         self.device: str | None = None
         self.precision: str | None = None
+        #: which weights are loaded (set by ``_load`` where there are weights); copied into every result
+        self.weights_info: WeightsInfo | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     @property
@@ -100,9 +181,28 @@ class Detector(ABC):
                 return self
             if self._load_args is not None:
                 self.unload()
+            from .weights.cache import keep_torch_caches_out_of_tmp
+
+            keep_torch_caches_out_of_tmp()
             self._load(device=device, precision=precision, weights=weights, **kwargs)
             self._load_args = args
         return self
+
+    @classmethod
+    def weights_identity(cls, weights: str | os.PathLike | None = None) -> dict[str, Any] | None:
+        """Which weights a ``load(weights=...)`` would read, cheaply (``stat``: path, size, mtime), or None.
+
+        Part of a scan's resume key: a rerun with other weights redoes its files.
+        """
+        if weights is None and cls.card.weights is None:
+            return None
+        from .weights import resolve_weights, weights_identity
+
+        try:
+            identity = weights_identity(resolve_weights(cls.card.id, cls.card.weights, weights))
+        except (ForensicsError, OSError):
+            return None
+        return {**identity, "path": display_path(identity["path"])}
 
     def unload(self) -> None:
         with self._lock:
@@ -120,17 +220,24 @@ class Detector(ABC):
         return parse_options(self.Options, self.card.id, options)
 
     def analyze(self, media_path: str | os.PathLike, **options: Any) -> DetectionResult:
-        """Analyse one file. Raises ``MediaProcessingError`` for media it cannot use."""
+        """Analyse one file: an ``ok`` result, or ``abstained`` when the file lacks a modality
+        the detector needs (:data:`ABSTAIN_CODES`). Raises ``MediaProcessingError`` for media
+        it cannot use (broken, too long, too short ...)."""
         from .media import validate_path
 
         opts = self.parse_options(**options)
         if not self.loaded:
             raise DetectorNotLoadedError(f"{self.card.id} is not loaded", hint="call .load() first, or use forensics_core.load_model()")
-        with bound_contextvars(detector_id=self.card.id, media_path=os.fspath(media_path)):
+        with bound_contextvars(detector_id=self.card.id, media_path=display_path(media_path)):
             path = validate_path(media_path)
             started = time.perf_counter()
             try:
                 result = self._analyze(path, opts)
+            except MediaProcessingError as exc:
+                if exc.code not in ABSTAIN_CODES:
+                    raise
+                log.info("abstained", code=exc.code, reason=exc.message)
+                return self.abstained_result(path, exc.code, processing_time=time.perf_counter() - started)
             except ForensicsError:
                 raise
             except Exception as exc:
@@ -139,10 +246,30 @@ class Detector(ABC):
                 raise
             elapsed = time.perf_counter() - started
             log.info("analyzed", status=result.status, score=result.score, seconds=round(elapsed, 3))
-        return result.model_copy(update={"processing_time": elapsed})
+        update: dict[str, Any] = {"processing_time": elapsed, "media_path": display_path(path), "media_path_bytes": path_bytes_b64(path)}
+        if result.weights is None and self.weights_info is not None:
+            update["weights"] = self.weights_info
+        return result.model_copy(update=update)
+
+    def abstained_result(self, path: str | os.PathLike, code: str, *, reason: str | None = None, **fields: Any) -> DetectionResult:
+        """The one ``abstained`` result for a file lacking what this detector needs (``code`` in :data:`ABSTAIN_CODES`)."""
+        return DetectionResult.abstained(reason or ABSTAIN_CODES.get(code, code), code=code, detector_id=self.card.id,
+                                         detector_version=self.card.version, media_path=canonical_path(path),
+                                         weights=self.weights_info, **fields)
 
     @abstractmethod
     def _analyze(self, path: os.PathLike, options: DetectorOptions) -> DetectionResult: ...
+
+    def evidence(self, media_path: str | os.PathLike, result: dict[str, Any], *,
+                 windows: Sequence[int] | None = None) -> list[EvidenceImage]:
+        """The images behind ``result``'s windows (``windows``: their indices; None = all), recomputed from the media.
+
+        Optional (default: none). It must be deterministic, give the images the model
+        read for exactly those windows (from the result's options and window fields),
+        and work on an unloaded detector: no model and no weights. Reports call it
+        for results computed earlier; see :mod:`forensics_core.evidence_images`.
+        """
+        return []
 
     def describe(self) -> dict[str, Any]:
         return {

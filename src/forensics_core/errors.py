@@ -18,6 +18,7 @@ EXIT_OTHER = 1
 EXIT_USAGE = 2
 EXIT_MEDIA = 3
 EXIT_MODEL = 4
+EXIT_BUSY = 5
 
 
 class ForensicsError(Exception):
@@ -81,10 +82,27 @@ class WeightsError(ForensicsError):
     exit_code = EXIT_MODEL
 
 
+class OutputLockedError(ForensicsError):
+    """Another process is writing the same scan output (one output file, one writer)."""
+
+    code = "output_locked"
+    exit_code = EXIT_BUSY
+
+
 class DetectorNotLoadedError(ForensicsError):
     """``analyze`` was called before ``load``."""
 
     code = "not_loaded"
+    exit_code = EXIT_MODEL
+
+
+class FaceModelError(ForensicsError):
+    """The face model could not be loaded: its package is missing or its files are damaged.
+
+    The message names the package to install (docs/faces.md).
+    """
+
+    code = "face_model_unavailable"
     exit_code = EXIT_MODEL
 
 
@@ -98,6 +116,7 @@ MEDIA_ERROR_CODES: dict[str, tuple[str, str]] = {
     "unsupported_format": ("No demuxer recognises the file as audio or video.", "Convert it to a common container (mp4, mkv, mov, webm, avi) with ffmpeg."),
     "no_video_stream": ("The file has no video stream.", "This detector needs video; pass a video file."),
     "no_audio_track": ("The file has no audio track.", "LipFD compares lips with speech; pass a video with sound, or a separate WAV with --audio/audio_path."),
+    "still_image": ("A single still picture where the detector needs moving video.", "Pass a video; detectors that take images (GEND-CLIP-L14) judge photos."),
     "too_short": ("The media is shorter than the detector's minimum.", "Pass a longer clip, or lower window_len/n_extract where the detector allows it."),
     "decode_failed": ("A decoder failed while reading the media (corrupt or truncated file).", "Check that the file plays; re-encode it with ffmpeg if it is damaged."),
     "stream_mismatch": ("The audio and video streams are inconsistent (e.g. the audio is far shorter than the video).", "Check the file; pass allow_stream_mismatch=true to analyse it anyway."),

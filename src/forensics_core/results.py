@@ -5,12 +5,18 @@ any detector's output the same way. The seed design's fields (``prediction``,
 ``confidence``, ``processing_time``, ``frames_analyzed``, ``frame_predictions``,
 ``metrics``) are kept verbatim; ``score`` is always P(fake) in [0, 1] or absent.
 An abstained or failed run carries no score: never a 0.5 placeholder.
+
+Every string in a result is valid UTF-8, whatever the file's name: a name that is not
+UTF-8 is shown in ``media_path`` with ``\\xNN`` escapes and kept exactly, in base64, in
+``media_path_bytes`` (see :mod:`forensics_core.media.paths`).
 """
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .media.paths import clean_text, display_path, path_bytes_b64
 
 SCHEMA_VERSION = "1.0"
 DEFAULT_THRESHOLD = 0.5
@@ -67,6 +73,40 @@ class ErrorInfo(BaseModel):
     message: str
     hint: str | None = None
 
+    @field_validator("message", "hint")
+    @classmethod
+    def _utf8(cls, v: str | None) -> str | None:
+        return None if v is None else clean_text(v)
+
+
+class WeightsInfo(BaseModel):
+    """Which weights gave a result: the file and its SHA-256 (recorded at download, or computed once)."""
+
+    model_config = ConfigDict(extra="forbid")
+    path: str
+    sha256: str | None = Field(default=None, description="hex; None when it could not be read")
+    size: int | None = None
+
+
+def clean_strings(obj: Any) -> Any:
+    """Every string inside ``obj`` (dicts, lists) made valid UTF-8 (:func:`clean_text`)."""
+    if isinstance(obj, str):
+        return clean_text(obj)
+    if isinstance(obj, dict):
+        return {clean_strings(k): clean_strings(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_strings(v) for v in obj]
+    return obj
+
+
+def lossless_media_path(data: Any) -> Any:
+    """Before validation: a ``media_path`` that is not UTF-8 -> display form + ``media_path_bytes``."""
+    if isinstance(data, dict) and isinstance(data.get("media_path"), str):
+        raw = path_bytes_b64(data["media_path"])
+        if raw is not None:
+            data = {**data, "media_path": display_path(data["media_path"]), "media_path_bytes": raw}
+    return data
+
 
 class DetectionResult(BaseModel):
     """The outcome of one detector on one media file."""
@@ -76,7 +116,8 @@ class DetectionResult(BaseModel):
     schema_version: str = SCHEMA_VERSION
     detector_id: str
     detector_version: str
-    media_path: str
+    media_path: str = Field(description="absolute, symlinks resolved; names that are not UTF-8 shown with \\xNN escapes")
+    media_path_bytes: str | None = Field(default=None, description="base64 of the exact file name bytes, when it is not UTF-8")
     status: Status
     prediction: Label | None = None
     score: float | None = Field(default=None, ge=0.0, le=1.0, description="P(fake)")
@@ -95,14 +136,27 @@ class DetectionResult(BaseModel):
             "(in frames), each segment scored by the maximum of its windows (forensics_core.segments)"
         ),
     )
-    abstain_reason: str | None = None
+    abstain_reason: str | None = Field(default=None, description="why the detector abstained, for people")
+    abstain_code: str | None = Field(default=None, description="why the detector abstained, for scripts: no_face, "
+                                     "still_image, no_audio_track, no_video_stream, ...")
     error: ErrorInfo | None = None
     warnings: list[str] = Field(default_factory=list)
     media: dict[str, Any] | None = None
+    weights: WeightsInfo | None = None
     device: str | None = None
     precision: str | None = None
     timings: dict[str, float] = Field(default_factory=dict, description="seconds per stage")
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lossless(cls, data: Any) -> Any:
+        return lossless_media_path(data)
+
+    @field_validator("warnings", "media", "options", "abstain_reason")
+    @classmethod
+    def _utf8(cls, v: Any) -> Any:
+        return clean_strings(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> DetectionResult:
@@ -164,8 +218,10 @@ class DetectionResult(BaseModel):
                    media_path=media_path, processing_time=processing_time)
 
     @classmethod
-    def abstained(cls, reason: str, *, detector_id: str, detector_version: str, media_path: str, **fields: Any) -> DetectionResult:
-        return cls(status="abstained", abstain_reason=reason, detector_id=detector_id,
+    def abstained(cls, reason: str, *, detector_id: str, detector_version: str, media_path: str, code: str | None = None,
+                  **fields: Any) -> DetectionResult:
+        """No verdict: ``reason`` says why for people, ``code`` for scripts (never a placeholder score)."""
+        return cls(status="abstained", abstain_reason=reason, abstain_code=code, detector_id=detector_id,
                    detector_version=detector_version, media_path=media_path, processing_time=fields.pop("processing_time", 0.0), **fields)
 
 

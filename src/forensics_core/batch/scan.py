@@ -8,14 +8,26 @@ Why it is built this way:
   A crash (kill -9, power loss) can still leave a partial last line; the next run
   cuts it off before appending.
 * **Resumable by content key.** A file is skipped when a line with the same
-  ``file_key`` (path + size + mtime, or path + sha256), the same detectors and the
-  same combine method is already in the output. Lines for the inputs that no
-  longer match (the file changed, other detectors) are dropped, so the output keeps
-  one line per file. Options are not part of the key: use ``resume=False`` after
-  changing them.
+  ``file_key`` (path + size + mtime, or path + sha256) and the same ``scan_key``
+  (:func:`run_key`: each detector's id, version, options with their defaults filled
+  in, precision and weights identity, and the combine method) is already in the
+  output. Lines for the inputs that no longer match (the file changed, other
+  detectors, other options or weights) are dropped and redone, so the output keeps
+  one line per file.
+* **One output, one writer.** The scan holds an exclusive lock on its output
+  (:mod:`.lock`) from before it reads the output until it ends; a second scan on the
+  same output refuses at once (exit code 5).
+* **Any name.** Paths are handled as the bytes they are: a name that is not UTF-8
+  is written readably with ``\\xNN`` escapes plus ``path_bytes``/``media_path_bytes``
+  (base64), and resumes find it again. A symlink loop, a FIFO, an unreadable folder or
+  list entry becomes that file's error line, never the end of the scan.
 * **Decoding overlaps inference.** ``workers`` threads analyse files at once
-  (detectors serialise their own model calls); lines are still written in input
-  order, so two runs give the same file.
+  (detectors serialise their own model calls); lines are written in input order, so
+  two uninterrupted runs give the same file.
+* **Ctrl-C stops now.** No new file is started, every finished line is written (in
+  input order among themselves), and the scan returns ``interrupted``; the files in
+  flight are redone by the next run. The CLI then exits 130 at once instead of waiting
+  for them.
 * **Ray for many machines, not home-made machinery.** ``backend="ray"`` runs the
   same per-file function in an ``ActorPool`` of actors that each load the models
   once; the driver alone writes the output.
@@ -25,7 +37,9 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import os
+import stat
 import sys
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,8 +51,12 @@ from pydantic import BaseModel, Field
 from ..detector import Detector, parse_options
 from ..errors import InvalidOptionsError
 from ..logs import get_logger
+from ..media.paths import canonical_path, display_path, path_from_fields
+from ..results import clean_strings
+from .lock import OutputLock
 from .worker import (
     ModelSpec,
+    _card,
     _card_id,
     _Job,
     _normalise_options,
@@ -48,12 +66,15 @@ from .worker import (
     load_detectors,
 )
 
-__all__ = ["ScanSummary", "discover", "file_key", "line_status", "read_lines", "scan", "load_detectors", "detector_class"]
+__all__ = ["ScanSummary", "discover", "file_key", "line_status", "read_lines", "run_key", "scan", "load_detectors",
+           "detector_class"]
 
 log = get_logger("forensics.scan")
 
 VIDEO_EXTENSIONS = frozenset("mp4 mov mkv avi webm m4v mpg mpeg wmv flv ts".split())
 AUDIO_EXTENSIONS = frozenset("wav mp3 flac m4a aac ogg opus wma".split())
+#: still images: picked up in folders when one of the scan's detectors takes images (its card lists "image")
+IMAGE_EXTENSIONS = frozenset("jpg jpeg png webp".split())
 LIST_EXTENSIONS = frozenset({".txt", ".lst"})
 
 
@@ -75,39 +96,67 @@ class ScanSummary(BaseModel):
 
 
 # --------------------------------------------------------------------------- inputs
-def _media_files(folder: Path, recursive: bool, exts: frozenset[str]) -> Iterator[Path]:
-    """Media files by extension; hidden names (macOS ``._x.mp4`` forks) would only be error rows."""
-    for p in folder.rglob("*") if recursive else folder.iterdir():
-        if p.suffix.lower().lstrip(".") in exts and not p.name.startswith(".") and p.is_file():
-            yield p
+def _is_dir(p: str) -> bool:
+    """``os.path.isdir`` that never raises (loops, permissions, odd names)."""
+    try:
+        return stat.S_ISDIR(os.stat(p).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
-def discover(inputs: Iterable[str | os.PathLike], *, recursive: bool = True, include_audio: bool = False) -> list[Path]:
+def _is_regular(p: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(p).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def _media_files(folder: str, recursive: bool, exts: frozenset[str]) -> Iterator[str]:
+    """Regular media files by extension (``os.walk``: no symlinked folders followed, unreadable ones skipped).
+
+    Hidden names (macOS ``._x.mp4`` forks) would only be error rows; FIFOs and devices are
+    never picked up from a folder (name them explicitly to get their error line).
+    """
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=lambda exc: log.warning(
+            "cannot list a folder", folder=display_path(exc.filename or folder), error=exc.strerror)):
+        if not recursive:
+            dirnames.clear()
+        dirnames.sort()
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if os.path.splitext(name)[1].lower().lstrip(".") in exts and not name.startswith(".") and _is_regular(path):
+                yield path
+
+
+def discover(inputs: Iterable[str | os.PathLike], *, recursive: bool = True, include_audio: bool = False,
+             include_images: bool = False) -> list[Path]:
     """Expand folders and ``.txt``/``.lst`` path lists into a sorted, de-duplicated list of resolved paths.
 
     Explicit file arguments (and list entries) are always kept, whatever their
-    extension or even if missing, so that a mistake shows up as an error row
-    instead of silently vanishing. Entries of a list are not themselves lists.
+    extension or even if missing (or a symlink loop, a FIFO ...), so that a mistake
+    shows up as an error row instead of silently vanishing. Entries of a list are not
+    themselves lists. Any name works: lists are read with ``surrogateescape``.
     """
-    exts = VIDEO_EXTENSIONS | (AUDIO_EXTENSIONS if include_audio else frozenset())
-    found: dict[Path, None] = {}
+    exts = VIDEO_EXTENSIONS | (AUDIO_EXTENSIONS if include_audio else frozenset()) | (IMAGE_EXTENSIONS if include_images else frozenset())
+    found: dict[str, None] = {}
 
-    def add(p: Path, *, from_list: bool) -> None:
-        p = p.expanduser()
-        if p.is_dir():
-            found.update(dict.fromkeys(q.resolve() for q in _media_files(p, recursive, exts)))
-        elif not from_list and p.suffix.lower() in LIST_EXTENSIONS and p.is_file():
-            for raw in p.read_text(encoding="utf-8-sig").splitlines():
-                entry = raw.strip()
-                if entry and not entry.startswith("#"):
-                    q = Path(entry).expanduser()
-                    add(q if q.is_absolute() else p.parent / q, from_list=True)
+    def add(p: str, *, from_list: bool) -> None:
+        p = os.path.expanduser(p)
+        if _is_dir(p):
+            found.update(dict.fromkeys(canonical_path(q) for q in _media_files(p, recursive, exts)))
+        elif not from_list and os.path.splitext(p)[1].lower() in LIST_EXTENSIONS and _is_regular(p):
+            with open(p, encoding="utf-8-sig", errors="surrogateescape") as fh:
+                for raw in fh.read().splitlines():
+                    entry = raw.strip()
+                    if entry and not entry.startswith("#"):
+                        q = os.path.expanduser(entry)
+                        add(q if os.path.isabs(q) else os.path.join(os.path.dirname(p), q), from_list=True)
         else:
-            found[p.resolve()] = None
+            found[canonical_path(p)] = None
 
     for item in inputs:
-        add(Path(item), from_list=False)
-    return sorted(found)
+        add(os.fsdecode(os.fspath(item)), from_list=False)
+    return [Path(p) for p in sorted(found)]
 
 
 def line_status(line: dict[str, Any]) -> str:
@@ -129,7 +178,6 @@ def _prepare_output(out: Path, resume: bool, paths: list[str], current: Callable
     Lines for inputs that are not ``current`` (or repeat a path) are dropped so that the file
     keeps one line per input; lines for other files stay. Streams: outputs can be large.
     """
-    out.parent.mkdir(parents=True, exist_ok=True)
     if not resume or not out.exists():
         out.write_bytes(b"")
         return {}
@@ -142,7 +190,7 @@ def _prepare_output(out: Path, resume: bool, paths: list[str], current: Callable
             end += len(raw)
             try:
                 line = json.loads(raw)
-                path = line["file_key"]["path"]
+                path = path_from_fields(line["file_key"]["path"], line["file_key"].get("path_bytes"))
             except (ValueError, KeyError, TypeError):
                 log.warning("dropping an unreadable line", output=str(out), line=i + 1)
                 drop.add(i)
@@ -176,7 +224,8 @@ class _Writer:
         self.count = 0
 
     def write(self, line: dict[str, Any]) -> None:
-        self.fh.write((json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8"))
+        # clean_strings: every string valid UTF-8 (rows already are; this guards detectors' extra fields)
+        self.fh.write((json.dumps(clean_strings(line), ensure_ascii=False) + "\n").encode("utf-8"))
         self.fh.flush()
         self.count += 1
         self.bar.update(1)
@@ -208,10 +257,11 @@ def scan(inputs: Iterable[str | os.PathLike], models: Sequence[ModelSpec], outpu
         raise InvalidOptionsError(f"unknown backend {backend!r}", hint="use 'local' or 'ray'")
     if not models:
         raise InvalidOptionsError("no models given")
-    paths = [str(p) for p in discover(inputs, recursive=recursive, include_audio=include_audio)]
-    out = Path(output).expanduser().resolve()
+    paths = [str(p) for p in discover(inputs, recursive=recursive, include_audio=include_audio,
+                                      include_images=any("image" in _card(m).modalities for m in models))]
+    out = Path(canonical_path(output))
     if str(out) in paths:
-        raise InvalidOptionsError(f"the output {out} is also an input")
+        raise InvalidOptionsError(f"the output {display_path(out)} is also an input")
     ids = [_card_id(m) for m in models]
     if len(set(ids)) != len(ids):
         raise InvalidOptionsError(f"a detector is listed twice: {ids}")
@@ -221,40 +271,44 @@ def scan(inputs: Iterable[str | os.PathLike], models: Sequence[ModelSpec], outpu
     if backend == "ray":
         from .ray import ray_specs, run_ray
     specs = ray_specs(models) if backend == "ray" else []
-    job = _Job(key, opts, method, dict(load_kwargs or {}), dict(model_load_kwargs or {}))
+    scan_key = run_key(models, ids, opts, load_kwargs or {}, model_load_kwargs or {}, method)
+    job = _Job(key, opts, method, dict(load_kwargs or {}), dict(model_load_kwargs or {}), scan_key)
     workers = max(1, workers)
     keys: dict[str, dict] = {}  # taken here only for files that have a line; the others' in the workers
 
     def current(path: str, line: dict) -> bool:
         keys.setdefault(path, file_key(path, key))
-        return (line.get("file_key") == keys[path] and line.get("combined", {}).get("method") == method
-                and [r.get("detector_id") for r in line.get("results", [])] == ids)
+        return line.get("file_key") == keys[path] and line.get("scan_key") == scan_key
 
-    kept = _prepare_output(out, resume, paths, current)
-    todo = [(p, keys.get(p)) for p in paths if p not in kept]
-    statuses = Counter(status for status, _ in kept.values())
-    codes = Counter(c for _, cs in kept.values() for c in cs)
-    summary = ScanSummary(total=len(paths), skipped_resumed=len(kept), output=str(out), models=ids, backend=backend)
-    log.info("scan starting", files=len(paths), resumed=len(kept), todo=len(todo), models=ids, backend=backend)
-    writer = _Writer(out, progress, len(todo)) if todo else None
-
-    def emit(line: dict[str, Any]) -> None:
-        writer.write(line)
-        status, cs = _brief(line)
-        statuses[status] += 1
-        codes.update(cs)
-
+    lock = _open_output(out)
     try:
-        if todo and backend == "local":
-            _run_local(models, todo, job, workers, emit)
-        elif todo:
-            run_ray(specs, todo, job, workers, emit, ray_address, ray_actor_options)
-    except KeyboardInterrupt:
-        summary.interrupted = True
-        log.warning("scan interrupted; rerun the same command to resume", output=str(out))
+        kept = _prepare_output(out, resume, paths, current)
+        todo = [(p, keys.get(p)) for p in paths if p not in kept]
+        statuses = Counter(status for status, _ in kept.values())
+        codes = Counter(c for _, cs in kept.values() for c in cs)
+        summary = ScanSummary(total=len(paths), skipped_resumed=len(kept), output=display_path(out), models=ids, backend=backend)
+        log.info("scan starting", files=len(paths), resumed=len(kept), todo=len(todo), models=ids, backend=backend)
+        writer = _Writer(out, progress, len(todo)) if todo else None
+
+        def emit(line: dict[str, Any]) -> None:
+            writer.write(line)
+            status, cs = _brief(line)
+            statuses[status] += 1
+            codes.update(cs)
+
+        try:
+            if todo and backend == "local":
+                _run_local(models, todo, job, workers, emit)
+            elif todo:
+                run_ray(specs, todo, job, workers, emit, ray_address, ray_actor_options)
+        except KeyboardInterrupt:
+            summary.interrupted = True
+            log.warning("scan interrupted; rerun the same command to resume", output=display_path(out))
+        finally:
+            if writer is not None:
+                writer.close()
     finally:
-        if writer is not None:
-            writer.close()
+        lock.release()
     summary.analyzed = writer.count if writer else 0
     summary.ok, summary.abstained, summary.error = statuses["ok"], statuses["abstained"], statuses["error"]
     summary.error_codes = dict(sorted(codes.items()))
@@ -263,25 +317,77 @@ def scan(inputs: Iterable[str | os.PathLike], models: Sequence[ModelSpec], outpu
     return summary
 
 
+def run_key(models: Sequence[ModelSpec], ids: list[str], opts: dict[str, dict[str, Any]], load_kwargs: dict[str, Any],
+            model_load_kwargs: dict[str, dict[str, Any]], method: str) -> dict[str, Any]:
+    """What a line must have been made with, besides its file, to be resumed.
+
+    Per detector: id, version, every option (defaults filled in, so ``-o n_extract=10``
+    equals the default), precision, and the weights' identity (path, size, mtime: a
+    rerun with other weights, or a re-downloaded file, redoes every file). Plus the
+    combine method. Cheap: nothing is loaded and no weights are read.
+    """
+    detectors = []
+    for spec, cid in zip(models, ids):
+        cls = type(spec) if isinstance(spec, Detector) else detector_class(spec)
+        kwargs = {**load_kwargs, **model_load_kwargs.get(cid, {})}
+        weights = kwargs.get("weights")
+        if isinstance(spec, Detector) and spec.loaded and spec._load_args:
+            weights, kwargs["precision"] = spec._load_args[2], spec._load_args[1]
+        detectors.append({
+            "id": cid, "version": cls.card.version,
+            "options": parse_options(cls.Options, cid, opts.get(cid, {})).model_dump(mode="json"),
+            "precision": kwargs.get("precision", "fp32"),
+            "weights": cls.weights_identity(weights),
+        })
+    return json.loads(json.dumps(clean_strings({"method": method, "detectors": detectors})))  # as it reads back
+
+
+def _open_output(out: Path) -> OutputLock:
+    """Lock the output (refusing if another scan holds it); a destination that cannot be a JSONL file fails now."""
+    try:
+        st = os.stat(out)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise InvalidOptionsError(f"cannot use the output {display_path(out)}: {exc.strerror or exc}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        raise InvalidOptionsError(f"the output {display_path(out)} is not a regular file",
+                                  hint="scan writes a resumable JSON-lines file: pass --output FILE.jsonl")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return OutputLock(out).acquire()
+    except OSError as exc:
+        raise InvalidOptionsError(f"cannot write the output {display_path(out)}: {exc.strerror or exc}",
+                                  hint="pass --output in a folder you can write to") from None
+
+
 def _run_local(models, todo, job: _Job, workers: int, emit) -> None:
-    """Thread pool; a bounded window of futures is consumed in input order."""
+    """Thread pool; a bounded window of futures is consumed in input order.
+
+    On Ctrl-C: ``cancel`` stops the workers from starting another file (and pending ones
+    are cancelled), every finished line is written, and the interrupt goes on up at once;
+    the files in flight finish in the background and are not written.
+    """
     detectors = load_detectors(models, job.load_kwargs, job.model_load_kwargs)
+    cancel = threading.Event()
     pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="forensics-scan")
     window: deque[cf.Future] = deque()
     try:
         for path, k in todo:
-            window.append(pool.submit(_process, detectors, path, k, job))
+            window.append(pool.submit(_process, detectors, path, k, job, cancel))
             while len(window) >= 2 * workers:
                 emit(window.popleft().result())
         while window:
             emit(window.popleft().result())
     except KeyboardInterrupt:
-        while window and window[0].done() and not window[0].cancelled():  # keep what is finished, in order
-            emit(window.popleft().result())
+        cancel.set()
+        for future in window:  # keep every finished line, in input order among themselves
+            if future.done() and not future.cancelled() and future.exception() is None:
+                emit(future.result())
         raise
     finally:
-        pool.shutdown(wait=False, cancel_futures=True)  # running files finish; the process waits for them
-
+        cancel.set()
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def read_lines(path: str | os.PathLike) -> list[dict[str, Any]]:

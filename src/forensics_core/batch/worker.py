@@ -7,37 +7,67 @@ from __future__ import annotations
 import hashlib
 import importlib
 import os
+import stat
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..detector import Detector
 from ..errors import InvalidOptionsError
+from ..media.paths import canonical_path, display_path, path_bytes_b64
 
 ModelSpec = str | type[Detector] | Detector
 
 
-def file_key(path: str | os.PathLike, mode: str = "stat") -> dict[str, Any]:
-    """The identity a resumed scan compares; a missing or unreadable file gets ``None`` values."""
-    p = Path(path).expanduser().resolve()
+#: Bytes per read while hashing (a cancelled scan stops between two reads).
+_HASH_BLOCK = 1 << 22
+
+
+class Cancelled(Exception):
+    """The scan was interrupted: this file is not started (or its hashing is abandoned)."""
+
+
+def file_key(path: str | os.PathLike, mode: str = "stat", cancel: threading.Event | None = None) -> dict[str, Any]:
+    """The identity a resumed scan compares; a missing or unreadable file gets ``None`` values.
+
+    ``path`` is the display form of the canonical path, with ``path_bytes`` (base64) when
+    the name is not UTF-8, so the key survives JSON and names the file exactly. With
+    ``sha256`` only a regular file is hashed: a FIFO or device is never read (it could
+    block, or never end), and hashing stops between reads once ``cancel`` is set.
+    """
+    real = canonical_path(os.path.expanduser(os.fsdecode(os.fspath(path))))
+    raw = path_bytes_b64(real)
+    named = {"path": display_path(real), **({"path_bytes": raw} if raw else {})}
     if mode == "stat":
         try:
-            st = p.stat()
-            return {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-        except OSError:
-            return {"path": str(p), "size": None, "mtime_ns": None}
+            st = os.stat(real)
+            return {**named, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        except (OSError, ValueError):
+            return {**named, "size": None, "mtime_ns": None}
     if mode == "sha256":
-        h = hashlib.sha256()
-        try:
-            with p.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            return {"path": str(p), "sha256": h.hexdigest()}
-        except OSError:
-            return {"path": str(p), "sha256": None}
+        return {**named, "sha256": _sha256_regular(real, cancel)}
     raise InvalidOptionsError(f"unknown key mode {mode!r}", hint="use 'stat' or 'sha256'")
 
+
+def _sha256_regular(path: str, cancel: threading.Event | None) -> str | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except (OSError, ValueError):
+        return None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        h = hashlib.sha256()
+        while block := os.read(fd, _HASH_BLOCK):
+            if cancel is not None and cancel.is_set():
+                raise Cancelled(path)
+            h.update(block)
+        return h.hexdigest()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def detector_class(spec: str | type[Detector]) -> type[Detector]:
@@ -55,14 +85,19 @@ def detector_class(spec: str | type[Detector]) -> type[Detector]:
     return get_host().registry.get(spec).detector_class()
 
 
-def _card_id(spec: ModelSpec) -> str:
+def _card(spec: ModelSpec):
+    """A model's card without loading it (and, for an id, without importing its code)."""
     if isinstance(spec, Detector):
-        return spec.card.id
+        return spec.card
     if isinstance(spec, str) and ":" not in spec:
         from ..plugins import get_host
 
-        return get_host().registry.get(spec).card.id  # no import of the detector's code
-    return detector_class(spec).card.id
+        return get_host().registry.get(spec).card
+    return detector_class(spec).card
+
+
+def _card_id(spec: ModelSpec) -> str:
+    return _card(spec).id
 
 
 def load_detectors(models: Sequence[ModelSpec], load_kwargs: dict[str, Any] | None = None,
@@ -100,12 +135,19 @@ class _Job:
     method: str
     load_kwargs: dict[str, Any]
     model_load_kwargs: dict[str, dict[str, Any]]
+    scan_key: dict[str, Any] | None = None  # what else a resumed line must match (scan.run_key)
 
 
-def _process(detectors: list[Detector], path: str, key: dict[str, Any] | None, job: _Job) -> dict[str, Any]:
-    """One file -> one line. Shared by the thread pool and the Ray actors; never raises for bad media."""
+def _process(detectors: list[Detector], path: str, key: dict[str, Any] | None, job: _Job,
+             cancel: threading.Event | None = None) -> dict[str, Any]:
+    """One file -> one line. Shared by the thread pool and the Ray actors; never raises for bad media.
+
+    Raises :class:`Cancelled` instead of starting a file once ``cancel`` is set.
+    """
     from ..ensemble import run_ensemble
 
-    key = key or file_key(path, job.key_mode)  # taken before analysis: a change during it triggers a rerun
+    if cancel is not None and cancel.is_set():
+        raise Cancelled(path)
+    key = key or file_key(path, job.key_mode, cancel)  # taken before analysis: a change during it triggers a rerun
     report = next(run_ensemble(detectors, [path], options=job.options, method=job.method))
-    return {**report.to_dict(), "file_key": key}
+    return {**report.to_dict(), "file_key": key, **({"scan_key": job.scan_key} if job.scan_key else {})}

@@ -4,12 +4,14 @@ Helpers shared with ``forensics analyze`` (option parsing, error printing, exit 
 come from :mod:`.common`; the scanning machinery is imported inside the commands, so
 ``forensics --help`` stays fast.
 The summary goes to stdout (JSON with ``--json``); logs and the progress bar to stderr.
-Exit codes: 0 all ok, 1 other, 2 usage, 3 some media errors, 4 model/weights errors, 130 interrupted.
+Exit codes: 0 all ok, 1 other, 2 usage, 3 some media errors, 4 model/weights errors,
+5 another scan is writing the same output, 130 interrupted.
 """
 from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -25,9 +27,10 @@ EXIT_INTERRUPTED = 130
 def _common_options(fn: Callable) -> Callable:
     """The options that ``scan`` and ``evaluate`` (which may scan first) share."""
     decorators = [
-        click.option("--weights", type=click.Path(dir_okay=False), help="Weights file (single model only)."),
+        click.option("--weights", type=click.Path(dir_okay=False, readable=False), help="Weights file (single model only)."),
         click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N."),
-        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True),
+        click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16", "auto"]), default="fp32", show_default=True,
+              help="auto: bf16 on a CPU with native bf16, fp16 on CUDA, else fp32 (the result says which)."),
         click.option("--option", "-o", "option_pairs", multiple=True, metavar="[MODEL.]KEY=VALUE",
                      help="Detector option (repeatable); VALUE is parsed as JSON when it parses."),
         click.option("--key", type=click.Choice(["stat", "sha256"]), default="stat", show_default=True,
@@ -59,6 +62,20 @@ def _scan_kwargs(models: list[str], weights, device, precision, option_pairs, ke
             "include_audio": include_audio, "progress": False if quiet else None}
 
 
+def _exit_now(code: int) -> None:
+    """Exit without waiting for worker threads still finishing a file (their work is not kept).
+
+    ``sys.exit`` would join them first: after Ctrl-C that is the time of a whole analysis.
+    The output is closed and the lock released before this is reached.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
 def _guarded(fn: Callable[[], int]) -> None:
     """Run a command body; map errors to the documented exit codes."""
     try:
@@ -67,7 +84,7 @@ def _guarded(fn: Callable[[], int]) -> None:
         _fail(exc)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        _exit_now(EXIT_INTERRUPTED)
     except (click.ClickException, click.exceptions.Exit):
         raise
     except Exception as exc:  # noqa: BLE001 - a clean message and exit 1, the traceback in the log
@@ -76,6 +93,8 @@ def _guarded(fn: Callable[[], int]) -> None:
         get_logger("forensics.cli").error("command failed", error=repr(exc), exc_info=True)
         click.echo(f"error: {type(exc).__name__}: {exc}", err=True)
         sys.exit(EXIT_OTHER)
+    if code == EXIT_INTERRUPTED:
+        _exit_now(code)
     sys.exit(code)
 
 
@@ -86,11 +105,11 @@ def _summary_exit_code(summary) -> int:
 
 
 @click.command("scan")
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(), metavar="DIR|LIST|FILE...")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(readable=False), metavar="DIR|LIST|FILE...")
 @click.option("--model", "-m", "models", multiple=True, default=("LIPFD-V1",), show_default=True,
               help="Detector id (repeatable: an ensemble).")
-@click.option("--output", type=click.Path(dir_okay=False), default="results.jsonl", show_default=True,
-              help="JSON-lines output, one line per file; appended to when resuming.")
+@click.option("--output", type=click.Path(dir_okay=False, readable=False), default="results.jsonl", show_default=True,
+              help="JSON-lines output, one line per file; appended to when resuming (one scan at a time per output).")
 @_common_options
 def scan_command(inputs, models, output, as_json, **kwargs) -> None:
     """Analyse every media file in folders, .txt/.lst path lists and files, into a resumable JSONL file.
@@ -119,31 +138,41 @@ def scan_command(inputs, models, output, as_json, **kwargs) -> None:
 @click.command("evaluate")
 @click.argument("labels", type=click.Path(exists=True), metavar="LABELS")
 @click.option("--results", type=click.Path(exists=True, dir_okay=False),
-              help="An existing scan JSONL to evaluate (else LABELS' files are scanned into OUTPUT_DIR/results.jsonl).")
-@click.option("--output-dir", required=True, type=click.Path(file_okay=False),
-              help="Where report.json, report.md, roc.png and pr.png go.")
+              help="An existing scan JSONL to evaluate (else LABELS' files are scanned, into OUTPUT_DIR/results.jsonl if given).")
+@click.option("--output-dir", type=click.Path(file_okay=False),
+              help="Also write report.json, report.md, roc.svg and pr.svg (and the scan's results.jsonl) here.")
+@click.option("--segments", type=click.Path(exists=True, dir_okay=False),
+              help="Ground-truth fake segments, JSON {file name: [[start_s, end_s], ...]}: adds localisation AP/AR.")
 @click.option("--model", "-m", "models", multiple=True, help="Detector id for the scan (repeatable; default LIPFD-V1).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Score at or above which a video is called fake.")
 @click.option("--detector", help="Whose rows to score: a detector id or 'combined' (default: the only one, else combined).")
 @_common_options
-def evaluate_command(labels, results, output_dir, models, threshold, detector, as_json, **kwargs) -> None:
-    """Score detectors against labels: a folder with 0_real/ and 1_fake/, or a path,label CSV."""
+def evaluate_command(labels, results, output_dir, segments, models, threshold, detector, as_json, **kwargs) -> None:
+    """Score detectors against labels: a folder with 0_real/ and 1_fake/, or a path,label CSV.
+
+    The summary metrics are printed; --output-dir also writes the report files.
+    """
     def body() -> int:
         from pathlib import Path
 
         from ..batch.evaluate import evaluate
+        from ..batch.evaluate_files import misclassified
 
         models_ = list(dict.fromkeys(models or ("LIPFD-V1",)))
         scan_kwargs = {} if results else _scan_kwargs(models_, **kwargs)
         report = evaluate(labels, results=results, models=None if results else models_, output_dir=output_dir,
-                          threshold=threshold, detector=detector, **scan_kwargs)
+                          threshold=threshold, detector=detector, segments=segments, **scan_kwargs)
         video = report.video.summary
+        loc = report.localisation
         if as_json:
-            click.echo(json.dumps({"output_dir": str(Path(output_dir).resolve()), "detector_ids": report.detector_ids,
+            click.echo(json.dumps({"output_dir": str(Path(output_dir).resolve()) if output_dir else None,
+                                   "detector_ids": report.detector_ids,
                                    "coverage": report.coverage, "counts": report.counts.model_dump(),
                                    "video": video.model_dump(),
-                                   "window": report.window.summary.model_dump() if report.window else None}))
+                                   "window": report.window.summary.model_dump() if report.window else None,
+                                   "misclassified": [v.media_path for v in misclassified(report)],
+                                   **({"localisation": loc.model_dump()} if loc else {})}))
         else:
             fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
             c = report.counts
@@ -151,7 +180,13 @@ def evaluate_command(labels, results, output_dir, models, threshold, detector, a
                        f"{c.abstained} abstained, {c.error} error, {c.missing} missing, {c.unlabeled} unlabeled")
             click.echo(f"ROC AUC {fmt(video.roc_auc)}  AP {fmt(video.ap)}  accuracy {fmt(video.acc)}  "
                        f"balanced {fmt(video.balanced_acc)}  EER {fmt(video.eer)}  at threshold {threshold}")
-            click.echo(f"report: {Path(output_dir).resolve() / 'report.md'}")
+            click.echo(f"misclassified at threshold {threshold}: {video.fp} real called fake, {video.fn} fake called real")
+            if loc:
+                click.echo("localisation AP@IoU " + "  ".join(f"{k}: {fmt(v)}" for k, v in loc.ap.items())
+                           + "  (textbook " + "  ".join(f"{k}: {fmt(v)}" for k, v in loc.ap_textbook.items()) + ")")
+                click.echo("localisation AR@N   " + "  ".join(f"{k}: {fmt(v)}" for k, v in loc.ar.items()))
+            if output_dir:
+                click.echo(f"report: {Path(output_dir).resolve() / 'report.md'}")
         return EXIT_MEDIA if report.counts.error else EXIT_OK
 
     _guarded(body)

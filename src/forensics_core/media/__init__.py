@@ -28,15 +28,31 @@ Design rules, and why:
 """
 from .ffmpeg import FFmpegStream, ffmpeg_exe, ffmpeg_input, run_ffmpeg
 from .limits import Limits
-from .paths import validate_path
+from .paths import (
+    DecoderPath,
+    canonical_path,
+    clean_text,
+    display_path,
+    open_for_decoder,
+    path_bytes_b64,
+    path_from_fields,
+    validate_path,
+)
 from .probe import MediaInfo, probe
 
 __all__ = [
+    "DecoderPath",
     "FFmpegStream",
     "Limits",
     "MediaInfo",
+    "canonical_path",
+    "clean_text",
+    "display_path",
     "ffmpeg_exe",
     "ffmpeg_input",
+    "open_for_decoder",
+    "path_bytes_b64",
+    "path_from_fields",
     "probe",
     "run_ffmpeg",
     "validate_path",

@@ -62,7 +62,13 @@ def run_ffmpeg(
     The command is an argument list (never ``shell=True``), stdin is ``/dev/null``
     (ffmpeg would otherwise read keystrokes from a terminal, or hang on a closed one),
     stdout and stderr are captured in memory, and the environment is cleaned so ffmpeg
-    writes no report file. ``path`` is only used to label errors.
+    writes no report file. ``path`` is only used to label errors. Arguments may hold any
+    file name: str arguments reach ffmpeg as the name's original bytes (``os.fsencode``).
+
+    ffmpeg runs in its own session: a Ctrl-C at the terminal interrupts us, not the
+    decode in flight (which would otherwise end as a bogus ``decode_failed`` row just as
+    a scan writes its last finished lines); if our caller is interrupted, ``subprocess``
+    kills the child on the way out.
 
     Raises :class:`MediaProcessingError`:
 
@@ -82,6 +88,7 @@ def run_ffmpeg(
             env=_child_env(),
             check=False,
             shell=False,
+            start_new_session=True,
         )
     except subprocess.TimeoutExpired as exc:
         where = f" on {os.fspath(path)}" if path is not None else ""
@@ -123,7 +130,7 @@ class FFmpegStream:
         self.waited = 0.0  # seconds spent waiting for output so far
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", *(os.fspath(a) for a in args)]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      env=_child_env(), shell=False)
+                                      env=_child_env(), shell=False, start_new_session=True)  # as run_ffmpeg: Ctrl-C is ours
         self._stderr = bytearray()
         self._closed = False
         self._drain = threading.Thread(target=self._drain_stderr, daemon=True)

@@ -7,6 +7,7 @@ times them and shapes the result.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import threading
 import time
@@ -14,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from forensics_core.detector import Detector, resolve_device
+from forensics_core import evidence_images
+from forensics_core.detector import Detector, cpu_has_native_bf16, resolve_device, resolve_precision
 from forensics_core.errors import InvalidOptionsError
 from forensics_core.logs import get_logger
 from forensics_core.manifest import builtin_manifest
@@ -22,6 +24,7 @@ from forensics_core.progress import current as current_progress
 from forensics_core.results import DetectionResult, label_for
 from forensics_core.segments import segments_from_windows
 
+from .evidence import offer_batch
 from .options import LipFDOptions
 from .pipeline import open_video
 from .windows import SCALES, window_tensors
@@ -29,16 +32,6 @@ from .windows import SCALES, window_tensors
 log = get_logger("forensics.lipfd")
 
 DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
-
-
-def cpu_has_native_bf16() -> bool:
-    """Does this CPU compute bf16 natively (AVX512-BF16 or AMX)? Without it bf16 is emulated: slow."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            flags = set(next((line for line in fh if line.startswith("flags")), "").split())
-    except OSError:
-        return False
-    return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
 class _FrameProgress:
@@ -68,52 +61,63 @@ class LipFDDetector(Detector):
     def _load(self, *, device: str, precision: str, weights=None, arch: str = "ViT-L/14", threads: int | None = None) -> None:
         import torch
 
-        from forensics_core.weights import resolve_weights
+        from forensics_core.results import WeightsInfo
+        from forensics_core.weights import resolve_weights, weights_sha256
 
         from .model import LipFDNet
-        from .weights import check_compatible, read_state_dict, to_model_keys
+        from .weights import check_compatible, check_finite, read_state_dict, to_model_keys
 
-        if precision not in DTYPES:
-            raise InvalidOptionsError(f"unknown precision {precision!r}", hint="use fp32, bf16 or fp16")
         dev = resolve_device(device)
+        precision = resolve_precision(precision, dev)
+        if precision not in DTYPES:
+            raise InvalidOptionsError(f"unknown precision {precision!r}", hint="use fp32, bf16, fp16 or auto")
         if precision == "fp16" and not dev.startswith("cuda"):
             raise InvalidOptionsError("fp16 runs on CUDA only", hint="use --precision bf16 on the CPU")
         if dev.startswith("cuda") and not torch.cuda.is_available():
             raise InvalidOptionsError("device 'cuda' requested but torch sees no CUDA device", hint="use --device cpu or auto")
         if precision == "bf16" and dev == "cpu" and not cpu_has_native_bf16():
-            log.warning("bf16 on a CPU without AVX512-BF16 or AMX is emulated and much slower than fp32 "
-                        "(about 8x measured on an AVX2 EPYC; docs/performance.md)", detector_id=self.card.id)
+            # measured on an AVX2-only EPYC: about 8-10x slower than fp32 (docs/performance.md)
+            log.warning("bf16 on a CPU without AVX512-BF16 or AMX is emulated and much slower than fp32; use fp32 here",
+                        detector_id=self.card.id)
         if threads:
             torch.set_num_threads(threads)
-        if precision == "bf16" and dev == "cpu":
-            try:
-                native = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-            except (AttributeError, RuntimeError):
-                native = False
-            if not native:  # measured on an AVX2-only EPYC: about 10x slower than fp32 (docs/performance.md)
-                log.warning("bf16 on a CPU without AVX512-BF16/AMX is emulated and much slower than fp32; use fp32 here",
-                            detector_id=self.card.id)
         path = resolve_weights(self.card.id, self.card.weights, weights)
+        # the file's sha256 for every result (recorded at download, else hashed once, beside the load)
+        hashing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="weights-sha256")
+        sha256 = hashing.submit(weights_sha256, path)
+        hashing.shutdown(wait=False)
         state = to_model_keys(read_state_dict(path))
         with torch.device("meta"):  # no random initialisation, no second copy of the weights
             net = LipFDNet(arch)
         check_compatible(net, state, path)
+        check_finite(state, path)  # NaN weights would load, then fail every file after a full analysis
         net.load_state_dict(state, strict=True, assign=True)
-        net.prepare()  # eval, no grad, BatchNorm folded into the convolutions (in fp32, before any dtype change)
-        if precision != "fp32":
-            dtype = getattr(torch, DTYPES[precision])
-            net.encoder.to(dtype)
-            net.backbone.to(dtype)
-            net.backbone.get_weight.float()  # the small heads stay in fp32
-            net.backbone.fc.float()
-        if dev != "cpu" or precision != "fp32":  # the fused fp32 CPU path needs no weight copies
+        del state
+        # eval, no grad, BatchNorm and QuickGELU folded, towers converted once to the precision's dtype
+        net.prepare(getattr(torch, DTYPES[precision]))
+        if dev == "cpu":
+            net.backbone.pack_for_cpu()  # oneDNN's weight layout, once (the fused path reads it)
+        else:  # cuDNN wants channels-last
             net.backbone.to(memory_format=torch.channels_last)
         self.net = net.to(dev)
         self.device, self.precision, self.weights_path = dev, precision, os.fspath(path)
+        try:
+            digest = sha256.result()
+        except OSError:
+            digest = None
+        self.weights_info = WeightsInfo(path=os.path.realpath(path), sha256=digest, size=os.stat(path).st_size)
         log.info("loaded", detector_id=self.card.id, device=dev, precision=precision, weights=self.weights_path)
 
     def _unload(self) -> None:
         self.net = None
+        self.weights_info = None
+
+    @staticmethod
+    def check_weights(path: str | os.PathLike) -> None:
+        """`forensics pull`'s check of a download before it enters the cache (keys, shapes, finite; meta device)."""
+        from .weights import check_checkpoint
+
+        check_checkpoint(path)
 
     # -- analysis --------------------------------------------------------------------
     def _analyze(self, path: os.PathLike, options: LipFDOptions) -> DetectionResult:
@@ -142,12 +146,17 @@ class LipFDDetector(Detector):
                     global_in, crops = window_tensors(
                         batch.images, window_len=L, distinct_frame_crops=options.resolved("distinct_frame_crops"),
                         antialias=options.antialias, face_crop=options.face_crop, lip_crop=options.lip_crop)
-                batch.images.clear()
+                keep = evidence_images.wanted()  # a report is being made: offer the images once scored
+                if not keep:
+                    batch.images.clear()
                 logits, weights, timings_model = self._infer(global_in, crops, options.batch_size)
                 del global_in, crops
                 for name, seconds in timings_model.items():
                     timer.add(name, seconds)
                 scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+                if keep:
+                    offer_batch(self.card.id, path, batch.spans, batch.images, scores)
+                    batch.images.clear()
                 for b, span in enumerate(batch.spans):
                     rows.append(self._window_row(span, float(logits[b]), float(scores[b]), weights[b], fps, threshold))
                 if not dense:
@@ -169,6 +178,14 @@ class LipFDDetector(Detector):
             options={**options.model_dump(mode="json"), "mel_sample_rate": mel_rate,
                      "distinct_frame_crops": options.resolved("distinct_frame_crops"), "stride": options.dense_stride if dense else options.stride},
         )
+
+    def evidence(self, media_path, result, *, windows=None):
+        """The window images (mel strip over the frames) of ``result``'s windows, recomputed without the model."""
+        from forensics_core.media import validate_path
+
+        from .evidence import window_images
+
+        return window_images(validate_path(media_path), result, windows)
 
     @staticmethod
     def _window_row(span, logit: float, score: float, weights, fps: float, threshold: float) -> dict[str, Any]:

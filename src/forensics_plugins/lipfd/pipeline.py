@@ -351,8 +351,8 @@ def open_video(path: os.PathLike | str, options: LipFDOptions, limits=None) -> V
     if not info.has_video:
         raise MediaProcessingError("no_video_stream", f"{path}: no video stream; LipFD compares lip movement with speech", path=path)
     if info.still_image:
-        # before the audio check: with a separate WAV a single picture would still be too short
-        raise MediaProcessingError("too_short", f"{path}: a single still image; LipFD needs at least window_len + 1 = {L + 1} video frames", path=path)
+        # before the audio check: with a separate WAV a single picture still has no motion (LipFD abstains)
+        raise MediaProcessingError("still_image", f"{path}: a single still image; LipFD compares lip movement with speech", path=path)
     if options.audio_path is None and not info.has_audio:
         raise MediaProcessingError("no_audio_track", f"{path}: no audio track; LipFD needs the speech that goes with the lips", path=path)
 

@@ -72,10 +72,13 @@ class FrameReader:
     def __init__(self, path: os.PathLike | str, *, info=None, limits=None):
         import cv2
 
+        from forensics_core.media import open_for_decoder
+
         self.path = os.fspath(path)
+        self._source = open_for_decoder(self.path)  # OpenCV gets /proc/self/fd/N: any file name is safe
         self.limits = limits
         with reading_media(path):
-            self.cap = cv2.VideoCapture(self.path, cv2.CAP_FFMPEG)
+            self.cap = cv2.VideoCapture(self._source.path, cv2.CAP_FFMPEG)
             if not self.cap.isOpened():
                 raise MediaProcessingError("decode_failed", f"{self.path}: OpenCV could not open the video stream", path=path)
             self.fps = float(self.cap.get(cv2.CAP_PROP_FPS)) or 0.0
@@ -88,6 +91,7 @@ class FrameReader:
             self._count_packets_if_estimated(info, limits)
         except BaseException:
             self.cap.release()
+            self._source.close()
             raise
 
     def _count_packets_if_estimated(self, info, limits) -> None:
@@ -109,6 +113,7 @@ class FrameReader:
 
     def close(self) -> None:
         self.cap.release()
+        self._source.close()
 
     def __enter__(self) -> FrameReader:
         return self
@@ -153,7 +158,7 @@ class FrameReader:
         import cv2
 
         self.cap.release()
-        self.cap = cv2.VideoCapture(self.path, cv2.CAP_FFMPEG)
+        self.cap = cv2.VideoCapture(self._source.path, cv2.CAP_FFMPEG)
         self.position = 0
 
     # -- public ----------------------------------------------------------------------

@@ -1,0 +1,110 @@
+"""Frames by index, for host stages that look at pictures (the face stage).
+
+Frames are counted in decoding order from 0 with OpenCV's FFmpeg backend, the
+decoder and the numbering LIPFD-V1 uses, so frame ``i`` here is frame ``i``
+there, rotation metadata applied (the displayed picture). A frame the decoder
+cannot produce is left out of the answer and the next one keeps its number
+(OpenCV moves past a packet that fails to decode); only a long run of failures
+counts as the end of the stream. Far-apart frames are reached by seeking, trusted
+only when the decoded frame's timestamp lands where a sequential read would;
+otherwise the file is read sequentially.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import reading_media
+from ..logs import get_logger
+
+log = get_logger("forensics.media.frames")
+
+#: read forward instead of seeking when the next wanted frame is at most this far ahead
+SEQUENTIAL_GAP = 48
+#: this many failed reads in a row is the end of the stream
+END_OF_STREAM = 16
+
+
+def open_capture(path: str | os.PathLike):
+    """An OpenCV capture of ``path`` (FFmpeg backend), or ``None`` when it cannot be opened."""
+    import cv2
+
+    cap = cv2.VideoCapture(os.fspath(path), cv2.CAP_FFMPEG)
+    if not cap.isOpened():
+        cap.release()
+        return None
+    return cap
+
+
+class _Cursor:
+    """A capture and the index of the frame its next read returns."""
+
+    def __init__(self, path: str | os.PathLike):
+        import cv2
+
+        self.path = path
+        self.cap = open_capture(path)
+        self.position = 0
+        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS)) if self.cap is not None else 0.0
+        self.can_seek = self.fps > 0
+
+    def restart(self) -> None:
+        self.cap.release()
+        self.cap = open_capture(self.path)
+        self.position = 0
+
+    def seek(self, index: int) -> np.ndarray | None:
+        """Seek and read frame ``index``; ``None`` (and no more seeking) when the landing is not exact."""
+        import cv2
+
+        self.cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = self.cap.read()
+        landed = self.cap.get(cv2.CAP_PROP_POS_MSEC) / 1000.0 * self.fps
+        if ok and abs(landed - index) < 0.5:
+            self.position = index + 1
+            return frame
+        log.info("seek not frame-accurate, decoding sequentially", path=os.fspath(self.path), frame=index)
+        self.can_seek = False
+        self.restart()
+        return None
+
+    def advance_to(self, index: int) -> bool:
+        """Skip (decode without converting) up to ``index``; False at the end of the stream."""
+        failures = 0
+        while self.position < index:
+            failures = 0 if self.cap.grab() else failures + 1
+            self.position += 1
+            if failures >= END_OF_STREAM:
+                return False
+        return True
+
+
+def read_frames(path: str | os.PathLike, indices, *, seek: bool = True) -> dict[int, np.ndarray]:
+    """The BGR frames at ``indices`` that can be decoded, keyed by index (missing ones are left out)."""
+    wanted = sorted({int(i) for i in indices if int(i) >= 0})
+    frames: dict[int, np.ndarray] = {}
+    if not wanted:
+        return frames
+    with reading_media(path):
+        cursor = _Cursor(path)
+        if cursor.cap is None:
+            return frames
+        try:
+            for index in wanted:
+                if index < cursor.position:  # after a failed seek, only earlier frames can be behind us
+                    cursor.restart()
+                if seek and cursor.can_seek and index - cursor.position > SEQUENTIAL_GAP:
+                    frame = cursor.seek(index)
+                    if frame is not None:
+                        frames[index] = frame
+                        continue
+                if not cursor.advance_to(index):
+                    break
+                ok, frame = cursor.cap.read()
+                cursor.position += 1
+                if ok:
+                    frames[index] = frame
+        finally:
+            cursor.cap.release()
+    return frames
