@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 import sys
 import threading
 from collections.abc import Iterator
@@ -86,11 +87,21 @@ class TerminalProgress:
     def stage(self, name: str, total: float | None = None, unit: str = "it") -> None:
         from tqdm import tqdm
 
+        cols, rows = self._size()
         with self._lock:
             if self._bar is not None:
                 self._bar.close()
             self._bar = tqdm(total=total, desc=f"{self.label}: {name}", unit=unit, file=self.stream, leave=False,
-                             dynamic_ncols=True, mininterval=0.2, bar_format=None if total else "{desc} [{elapsed}]")
+                             ncols=cols, nrows=rows, mininterval=0.2, bar_format=None if total else "{desc} [{elapsed}]")
+
+    def _size(self) -> tuple[int, int]:
+        """The terminal's (columns, lines); 80 x 24 where it reports none: a fresh pseudo-terminal
+        says 0 x 0, and tqdm would then draw nothing at all."""
+        try:
+            size = os.get_terminal_size(self.stream.fileno())
+        except (AttributeError, OSError, ValueError):
+            return 80, 24
+        return size.columns or 80, size.lines or 24
 
     def advance(self, n: float = 1) -> None:
         with self._lock:

@@ -130,7 +130,7 @@ class FFmpegStream:
         self.waited = 0.0  # seconds spent waiting for output so far
         cmd = [ffmpeg_exe(), "-nostdin", "-hide_banner", *(os.fspath(a) for a in args)]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      env=_child_env(), shell=False)
+                                      env=_child_env(), shell=False, start_new_session=True)  # as run_ffmpeg: Ctrl-C is ours
         self._stderr = bytearray()
         self._closed = False
         self._drain = threading.Thread(target=self._drain_stderr, daemon=True)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .ffmpeg import ffmpeg_input, run_ffmpeg
 
-_TB_RE = re.compile(r"^#tb 0: (\d+)/(\d+)$", re.M)
+_TB_RE = re.compile(r"^#tb 0: (\d+)/(\d+)$", re.MULTILINE)
 _NOPTS = -(2**63)
 
 

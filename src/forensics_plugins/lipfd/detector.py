@@ -161,6 +161,8 @@ class LipFDDetector(Detector):
                     rows.append(self._window_row(span, float(logits[b]), float(scores[b]), weights[b], fps, threshold))
                 if not dense:
                     progress.advance(len(batch.spans))
+            if dense:
+                frames_seen(video.frame_count)  # the frames after the last window are done too
             warnings, media, timings, mel_rate = video.warnings, video.media, video.timings, video.mel_rate
 
         rows.sort(key=lambda r: r["index"])

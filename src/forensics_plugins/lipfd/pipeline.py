@@ -98,6 +98,7 @@ def check_streams(path, audio_s: float, video_s: float, options: LipFDOptions, w
 
 
 def header_lies(header_s: float | None, decoded_s: float) -> bool:
+    """A decoded duration grossly above the header's: the header cannot be trusted."""
     return bool(header_s) and decoded_s > header_s * HEADER_LIE_RATIO + 1.0
 
 
@@ -120,7 +121,6 @@ class VideoWindows:
         self.frame_count, self.fps, self.spans = frame_count, fps, spans
         self.mel_rate, self.audio_seconds = mel_rate, audio_seconds
         self.media, self.warnings, self.timings, self.timer = media, warnings, timings, timer
-        self.windows_done = 0
         self._active: Iterator[WindowBatch] | None = None
         if options.sampling == "spread":  # keep the windows' columns only: the whole power can be 300 MB
             self._slices: dict[int, np.ndarray] | None = {s.index: mel.rgba(s.mel_begin, s.mel_end) for s in spans}
@@ -143,21 +143,24 @@ class VideoWindows:
         return self.mel.rgba(span.mel_begin, span.mel_end)
 
     def batches(self, size: int | None = None, *, transform: Callable[[int, np.ndarray], Any] | None = None,
-                prefetch: int = 0, on_frame: Callable[[int], None] | None = None) -> Iterator[WindowBatch]:
+                build: Callable[[np.ndarray, list[Any]], Any] | None = None, prefetch: int = 0,
+                on_frame: Callable[[int], None] | None = None) -> Iterator[WindowBatch]:
         """Window images, ``size`` (default ``window_batch``) at a time, in frame order.
 
         ``transform(index, frame_bgr)`` is :meth:`FrameReader.iter_frames`'s hook (default:
-        the 500x500 resize). ``prefetch`` > 0 decodes and builds in a thread, that many
-        batches ahead of the consumer (the model). ``on_frame(n)`` is told the position
-        reached (frames 0..n-1 decoded or skipped), from that thread.
+        the 500x500 resize); ``build(mel_rgba_slice, transformed_frames)`` makes a window's
+        image from what it returned (default :func:`window_image`). ``prefetch`` > 0 decodes
+        and builds in a thread, that many batches ahead of the consumer (the model).
+        ``on_frame(n)`` is told the position reached (frames 0..n-1 decoded or skipped),
+        from that thread.
         """
-        gen = self._batches(size or self.options.window_batch, transform, on_frame)
+        gen = self._batches(size or self.options.window_batch, transform, build or window_image, on_frame)
         if prefetch > 0:
             gen = _prefetched(gen, prefetch)
         self._active = gen
         return gen
 
-    def _batches(self, size: int, transform, on_frame) -> Iterator[WindowBatch]:
+    def _batches(self, size: int, transform, build, on_frame) -> Iterator[WindowBatch]:
         L, stage = self.options.window_len, self.timer
         order = sorted(self.spans, key=lambda s: (s.start_frame, s.index))
         frames: dict[int, Any] = {}
@@ -177,13 +180,13 @@ class VideoWindows:
             while k < len(order) and order[k].end_frame <= last:
                 span = order[k]
                 with stage("window_build"):
-                    image = window_image(self._mel_rgba(span), [frames[span.start_frame + j] for j in range(L)])
+                    image = build(self._mel_rgba(span), [frames[span.start_frame + j] for j in range(L)])
                 batch.spans.append(span)
                 batch.images.append(image)
                 k += 1
-                self.windows_done = k
-                if k == len(order):
-                    self._slices, self.mel = None, None  # every window has its image: free the mel before the last forward
+                if k == len(order):  # every window has its image: before the last forward, free the mel and
+                    self._slices, self.mel = None, None  # the decoder (FFmpeg's frame pools: ~0.5 GB at 7000x7000)
+                    self.reader.close()
                 if len(batch.spans) == size:
                     yield batch
                     batch = WindowBatch([], [])
