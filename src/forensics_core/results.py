@@ -58,6 +58,24 @@ class Window(BaseModel):
     end_time: float = Field(description="seconds, end of the last frame")
     score: float = Field(ge=0.0, le=1.0)
     prediction: Label
+    track: int | None = Field(default=None, description="the face track this window was analysed on (result['faces']); "
+                              "None when no face was tracked in it or the detector does not look for faces")
+    face_box: list[float] | None = Field(default=None, description="[x0, y0, x1, y1] of that face on the window's "
+                                         "first frame, in source pixels of the displayed (rotation-applied) frame")
+
+
+class FaceTrack(BaseModel):
+    """One face followed through a video (the host's face stage), and what a detector concluded about it."""
+
+    model_config = ConfigDict(extra="forbid")
+    track: int = Field(description="stable id within the result: 0, 1, ... by first appearance, then left to right")
+    score: float | None = Field(default=None, ge=0.0, le=1.0, description="P(fake) of this face; None when it was not analysed on its own")
+    prediction: Label | None = None
+    frames: list[int] = Field(default_factory=list, description="frames on which the face was detected")
+    boxes: list[list[float]] = Field(default_factory=list, description="[x0, y0, x1, y1] per frame, source pixels")
+    landmarks: list[list[list[float]]] = Field(default_factory=list, description="per frame, 5 [x, y] points: "
+                                               "left eye, right eye, nose tip, left and right mouth corners (image-left first)")
+    windows: list[int] = Field(default_factory=list, description="indices of the windows analysed on this face")
 
 
 class ErrorInfo(BaseModel):
@@ -87,8 +105,12 @@ class DetectionResult(BaseModel):
     frame_predictions: list[FramePrediction] = Field(default_factory=list)
     metrics: Metrics | None = None
     windows: list[Window] = Field(default_factory=list)
-    abstain_reason: str | None = None
+    abstain_reason: str | None = Field(default=None, description="why the detector abstained, for people")
+    abstain_code: str | None = Field(default=None, description="why the detector abstained, for scripts: no_face, "
+                                     "still_image, no_audio_track, no_video_stream, ...")
     error: ErrorInfo | None = None
+    faces: list[FaceTrack] | None = Field(default=None, description="the face tracks the detector saw (None: it does not look for faces)")
+    windows_with_face: int | None = Field(default=None, description="how many of the windows had a tracked face (None: not looked for)")
     warnings: list[str] = Field(default_factory=list)
     media: dict[str, Any] | None = None
     device: str | None = None
@@ -156,8 +178,10 @@ class DetectionResult(BaseModel):
                    media_path=media_path, processing_time=processing_time)
 
     @classmethod
-    def abstained(cls, reason: str, *, detector_id: str, detector_version: str, media_path: str, **fields: Any) -> DetectionResult:
-        return cls(status="abstained", abstain_reason=reason, detector_id=detector_id,
+    def abstained(cls, reason: str, *, detector_id: str, detector_version: str, media_path: str, code: str | None = None,
+                  **fields: Any) -> DetectionResult:
+        """No verdict: ``reason`` says why for people, ``code`` for scripts (never a placeholder score)."""
+        return cls(status="abstained", abstain_reason=reason, abstain_code=code, detector_id=detector_id,
                    detector_version=detector_version, media_path=media_path, processing_time=fields.pop("processing_time", 0.0), **fields)
 
 

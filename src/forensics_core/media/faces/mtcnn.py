@@ -22,8 +22,8 @@ The smallest face searched is ``max(min_face, min_face_fraction * short side)``:
 a face under 5 % of the frame's short side (36 px in 720p) carries no lip detail
 worth analysing, and tying the pyramid to the frame keeps the cost per frame
 nearly independent of the resolution (docs/faces.md has the measurements).
-The pyramid is built from the uint8 frame, so a 7000x7000 frame is never copied
-as floats.
+The pyramid is built from the uint8 frame, each level from the one before, so a
+7000x7000 frame is read once and never copied as floats.
 
 The nets were converted from the Keras port of the original Caffe weights, which
 were trained on transposed images (MATLAB's column-major order): they read NHWC
@@ -198,8 +198,10 @@ class MTCNN:
         h, w = rgb.shape[:2]
         scale = 12.0 / self.smallest_face(h, w)
         found = []
+        level = rgb
         while min(h, w) * scale >= 12:
-            level = cv2.resize(rgb, (math.ceil(w * scale), math.ceil(h * scale)), interpolation=cv2.INTER_AREA)
+            # each level from the one before: the cost falls geometrically instead of re-reading the frame
+            level = cv2.resize(level, (math.ceil(w * scale), math.ceil(h * scale)), interpolation=cv2.INTER_AREA)
             reg, prob = self.nets.pnet(((level.astype(np.float32) - 127.5) * 0.0078125)[None])
             ys, xs = np.nonzero(prob >= self.thresholds[0])
             if len(ys):
