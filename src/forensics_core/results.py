@@ -151,8 +151,13 @@ class DetectionResult(BaseModel):
         return key in type(self).model_fields
 
     @classmethod
-    def scored(cls, *, score: float, window_scores: list[float], threshold: float = DEFAULT_THRESHOLD, **fields: Any) -> DetectionResult:
-        """Build an ``ok`` result from a video score and its per-unit scores (normalisation lives here)."""
+    def scored(cls, *, score: float, window_scores: list[float], threshold: float = DEFAULT_THRESHOLD,
+               window_indices: list[int] | None = None, **fields: Any) -> DetectionResult:
+        """Build an ``ok`` result from a video score and its per-unit scores (normalisation lives here).
+
+        ``window_indices``: the units' indices when they are not 0, 1, 2 ... (windows left unscored).
+        """
+        indices = range(len(window_scores)) if window_indices is None else window_indices
         return cls(
             status="ok",
             score=score,
@@ -160,7 +165,7 @@ class DetectionResult(BaseModel):
             confidence=confidence_for(score, threshold),
             threshold=threshold,
             frame_predictions=[
-                FramePrediction(index=i, score=s, prediction=label_for(s, threshold)) for i, s in enumerate(window_scores)
+                FramePrediction(index=i, score=s, prediction=label_for(s, threshold)) for i, s in zip(indices, window_scores)
             ],
             metrics=Metrics(final_average_score=score, window_scores=list(window_scores)),
             **fields,

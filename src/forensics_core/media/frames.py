@@ -12,6 +12,7 @@ otherwise the file is read sequentially.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -80,16 +81,19 @@ class _Cursor:
         return True
 
 
-def read_frames(path: str | os.PathLike, indices, *, seek: bool = True) -> dict[int, np.ndarray]:
-    """The BGR frames at ``indices`` that can be decoded, keyed by index (missing ones are left out)."""
+def iter_frames(path: str | os.PathLike, indices, *, seek: bool = True) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, BGR frame)`` for each of ``indices`` that can be decoded, in order, one at a time.
+
+    Only the frame being handed out is held, so memory does not grow with the number
+    of frames or their size (a 7000x7000 frame is 147 MB).
+    """
     wanted = sorted({int(i) for i in indices if int(i) >= 0})
-    frames: dict[int, np.ndarray] = {}
     if not wanted:
-        return frames
+        return
     with reading_media(path):
         cursor = _Cursor(path)
         if cursor.cap is None:
-            return frames
+            return
         try:
             for index in wanted:
                 if index < cursor.position:  # after a failed seek, only earlier frames can be behind us
@@ -97,14 +101,18 @@ def read_frames(path: str | os.PathLike, indices, *, seek: bool = True) -> dict[
                 if seek and cursor.can_seek and index - cursor.position > SEQUENTIAL_GAP:
                     frame = cursor.seek(index)
                     if frame is not None:
-                        frames[index] = frame
+                        yield index, frame
                         continue
                 if not cursor.advance_to(index):
                     break
                 ok, frame = cursor.cap.read()
                 cursor.position += 1
                 if ok:
-                    frames[index] = frame
+                    yield index, frame
         finally:
             cursor.cap.release()
-    return frames
+
+
+def read_frames(path: str | os.PathLike, indices, *, seek: bool = True) -> dict[int, np.ndarray]:
+    """The frames of :func:`iter_frames` in a dict (small requests only: every frame is held)."""
+    return dict(iter_frames(path, indices, seek=seek))

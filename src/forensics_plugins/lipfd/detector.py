@@ -22,6 +22,7 @@ from forensics_core.results import DetectionResult, label_for
 
 from .options import LipFDOptions
 from .pipeline import StageTimer, prepare
+from .verdicts import decide, face_tracks, window_fields
 from .windows import SCALES, window_tensors
 
 log = get_logger("forensics.lipfd")
@@ -103,7 +104,17 @@ class LipFDDetector(Detector):
     # -- analysis --------------------------------------------------------------------
     def _analyze(self, path: os.PathLike, options: LipFDOptions) -> DetectionResult:
         prepared = prepare(path, options)
-        timings, L, fps = prepared.timings, options.window_len, prepared.fps
+        timings, L, fps, framing = prepared.timings, options.window_len, prepared.fps, prepared.framing
+        common = dict(detector_id=self.card.id, detector_version=self.card.version, media_path=os.fspath(path),
+                      warnings=prepared.warnings, device=self.device, precision=self.precision, timings=timings,
+                      media=prepared.media, windows_with_face=framing.windows_with_face,
+                      options={**options.model_dump(mode="json"), "framing_used": framing.framing})
+        if not prepared.images:
+            return DetectionResult.abstained(
+                f"no face was tracked in any of the {len(prepared.spans) or options.n_extract} windows; LIPFD-V1 compares "
+                f"lips with speech, so there is nothing to judge (framing={options.framing})", code="no_face",
+                processing_time=sum(timings.values()), faces=face_tracks(prepared.faces, framing, None, options.threshold),
+                **common)
         with StageTimer(timings)("window_build"):
             global_in, crops = window_tensors(
                 prepared.images, window_len=L, distinct_frame_crops=options.resolved("distinct_frame_crops"),
@@ -113,28 +124,32 @@ class LipFDDetector(Detector):
         timings.update(timings_model)
 
         scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-        score = float(np.mean(scores))
-        threshold = options.threshold
-        spans = prepared.spans
-        windows = [
-            {
+        verdict = decide(prepared.units, scores, framing)
+        threshold, spans = options.threshold, prepared.spans
+        windows = []
+        for u, (w, wf) in enumerate(prepared.units):
+            s = spans[w]
+            windows.append({
                 "index": s.index, "start_frame": s.start_frame, "end_frame": s.end_frame,
                 "start_time": s.start_frame / fps if fps else 0.0, "end_time": (s.start_frame + L) / fps if fps else 0.0,
-                "score": float(scores[s.index]), "prediction": label_for(float(scores[s.index]), threshold),
-                "logit": float(logits[s.index]), "mel_columns": [s.mel_begin, s.mel_end],
-                "region_weights": {name: [float(v) for v in weights[s.index, :, j]] for j, name in enumerate(SCALES)},
-            }
-            for s in spans
-        ]
+                "score": float(scores[u]), "prediction": label_for(float(scores[u]), threshold),
+                "logit": float(logits[u]), "mel_columns": [s.mel_begin, s.mel_end],
+                "region_weights": {name: [float(v) for v in weights[u, :, j]] for j, name in enumerate(SCALES)},
+                **window_fields(wf, framing),
+            })
+        scored = {w for w, _ in prepared.units}
+        if prepared.faces is not None and framing.windows_with_face == 0:
+            prepared.warnings.append("no face was seen in any window: this verdict rests on the whole frame, "
+                                     "not on lips (framing=full)")
+        elif len(scored) < len(spans):
+            prepared.warnings.append(f"{len(spans) - len(scored)} of {len(spans)} windows had no tracked face and were not scored")
         return DetectionResult.scored(
-            score=score, window_scores=[float(v) for v in scores], threshold=threshold,
-            detector_id=self.card.id, detector_version=self.card.version, media_path=os.fspath(path),
+            score=verdict.score, window_scores=verdict.window_scores, window_indices=verdict.window_indices, threshold=threshold,
             processing_time=sum(timings.values()),
-            frames_analyzed=len({f for s in spans for f in range(s.start_frame, s.end_frame + 1)}),
-            windows=windows, warnings=prepared.warnings, device=self.device, precision=self.precision, timings=timings,
-            media=prepared.media,
-            options={**options.model_dump(mode="json"), "mel_sample_rate": prepared.mel_rate,
-                     "distinct_frame_crops": options.resolved("distinct_frame_crops")},
+            frames_analyzed=len({f for w in scored for f in range(spans[w].start_frame, spans[w].end_frame + 1)}),
+            windows=windows, faces=face_tracks(prepared.faces, framing, verdict, threshold),
+            **{**common, "options": {**common["options"], "mel_sample_rate": prepared.mel_rate,
+                                     "distinct_frame_crops": options.resolved("distinct_frame_crops")}},
         )
 
     def _infer(self, global_in, crops, chunk: int):

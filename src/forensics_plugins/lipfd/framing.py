@@ -105,8 +105,12 @@ class FramingPlan:
     def windows_with_face(self) -> int:
         return sum(1 for faces in self.windows.values() if faces)
 
-    def frames_for(self, window: int) -> list[WindowFace]:
-        return self.windows.get(window, [])
+    def units(self, n_windows: int) -> list[tuple[int, WindowFace | None]]:
+        """What the model reads, in order: (window, face) pairs. ``full``: every window once, with the
+        largest face seen in it (or None); ``face``: every analysed face of every window."""
+        if self.framing == "full":
+            return [(w, (self.windows.get(w) or [None])[0]) for w in range(n_windows)]
+        return [(w, wf) for w in range(n_windows) for wf in self.windows.get(w, [])]
 
     def transform(self, starts: list[int], window_len: int) -> Callable[[int, np.ndarray], Any] | None:
         """``transform(index, frame)`` for the frame reader: ``{track: 500x500 crop}`` per frame (face framing)."""
@@ -122,6 +126,28 @@ class FramingPlan:
             return {(wf.window, wf.track): cut_square(frame, wf.square) for wf in by_frame.get(index, [])}
 
         return cut
+
+
+def find_window_faces(path, starts: list[int], window_len: int, fps: float | None, options,
+                      warnings: list[str]) -> tuple[Any, FramingPlan]:
+    """Ask the host's face stage for the first and last frame of every window, then decide the framing.
+
+    With ``framing=full`` a face model that cannot load is a warning (faces are only
+    reported); with ``face`` or ``auto`` it is the error (``face_model_unavailable``).
+    """
+    from forensics_core.errors import FaceModelError
+    from forensics_core.media.faces import find_faces
+
+    frames = sorted({f for s in starts for f in (s, s + window_len - 1)})
+    try:
+        faces = find_faces(path, frames, fps=fps)
+    except FaceModelError as exc:
+        if options.framing != "full":
+            raise
+        warnings.append(f"faces were not looked for: {exc.message}")
+        return None, FramingPlan("full", "full", {}, [], "the face model is unavailable")
+    warnings.extend(faces.notes)
+    return faces, plan(options.framing, faces.tracks, starts, window_len, faces.frame_size, options.max_faces)
 
 
 def window_faces(tracks, starts: list[int], window_len: int) -> dict[int, list[WindowFace]]:

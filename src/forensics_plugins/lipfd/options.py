@@ -35,6 +35,10 @@ class LipFDOptions(DetectorOptions):
     seek: Literal["auto", "always", "never"] = Field("auto", description="frame access: seek to windows (verified) or decode sequentially")
     allow_stream_mismatch: bool = Field(False, description="analyse even when the audio covers far less than the video (a warning instead of an error)")
     batch_size: int = Field(10, ge=1, le=256, description="images per region-branch forward call (ResNet-50 throughput peaks near 10 on CPU)")
+    framing: Literal["auto", "full", "face"] = Field("auto", description="what each window shows: 'full' = the whole frame (the released preprocessing), "
+                                                     "'face' = a square around each tracked face framed like the training clips, "
+                                                     "'auto' = full when the face already sits there, else face; without a face, face/auto abstain (no_face)")
+    max_faces: int = Field(4, ge=1, le=16, description="face tracks analysed on their own at most (framing face/auto); the video's score is the maximum over them")
 
     @model_validator(mode="after")
     def _crop_bounds(self) -> LipFDOptions:

@@ -15,6 +15,7 @@ import numpy as np
 from forensics_core.errors import MediaProcessingError
 
 from . import audio as audio_mod
+from .framing import FramingPlan, WindowFace, cut_square, find_window_faces
 from .options import LipFDOptions
 from .video import FrameReader, resize_frame, window_starts
 from .windows import WindowSpan, align, window_image
@@ -27,8 +28,9 @@ MISMATCH_WARN_S = 0.5
 
 @dataclass
 class PreparedVideo:
-    images: list[np.ndarray]  # BGR uint8 (1000, 500L, 3), one per window
-    spans: list[WindowSpan]
+    images: list[np.ndarray]  # BGR uint8 (1000, 500L, 3), one per unit
+    spans: list[WindowSpan]  # every window
+    units: list[tuple[int, WindowFace | None]]  # per image: its window, and the face it shows (framing.py)
     frame_count: int
     fps: float
     audio_seconds: float
@@ -36,6 +38,8 @@ class PreparedVideo:
     media: dict
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    framing: FramingPlan | None = None
+    faces: object | None = None  # forensics_core.media.faces.FaceTracks
 
 
 class StageTimer:
@@ -116,6 +120,14 @@ def prepare(path: os.PathLike | str, options: LipFDOptions, limits=None) -> Prep
         if N > 1 and starts[1] - starts[0] < L:
             warnings.append(f"windows overlap: {frame_count} frames for {N} windows of {L} (the released code misaligns such clips; this one does not)")
 
+        with stage("faces"):
+            faces, framing = find_window_faces(path, starts, L, fps, options, warnings)
+        units = framing.units(len(starts))
+        media = {**info.to_dict(), "frame_count": frame_count, "frame_count_source": reader.frame_count_source, "fps": fps}
+        if not units:  # face framing and no face in any window: nothing to score, nothing more to decode
+            return PreparedVideo([], [], [], frame_count, fps, 0.0, options.resolved("mel_sample_rate"), media,
+                                 warnings, timings, framing, faces)
+
         with stage("audio"):
             y, mel_rate = load_audio(path, options, limits)
         audio_s = len(y) / mel_rate
@@ -133,9 +145,12 @@ def prepare(path: os.PathLike | str, options: LipFDOptions, limits=None) -> Prep
         if reader.stats.fallback:
             warnings.append(reader.stats.fallback)
     with stage("window_build"):
-        resized = {i: resize_frame(f) for i, f in raw.items()}
+        if framing.framing == "face":
+            images = [window_image(mel_rgba, [cut_square(raw[spans[w].start_frame + k], wf.square) for k in range(L)], spans[w])
+                      for w, wf in units]
+        else:
+            resized = {i: resize_frame(f) for i, f in raw.items()}
+            images = [window_image(mel_rgba, [resized[s.start_frame + k] for k in range(L)], s) for s in spans]
         del raw
-        images = [window_image(mel_rgba, [resized[s.start_frame + k] for k in range(L)], s) for s in spans]
-    media = {**info.to_dict(), "frame_count": frame_count, "frame_count_source": reader.frame_count_source,
-             "fps": fps, "audio_seconds": audio_s}
-    return PreparedVideo(images, spans, frame_count, fps, audio_s, mel_rate, media, warnings, timings)
+    media["audio_seconds"] = audio_s
+    return PreparedVideo(images, spans, units, frame_count, fps, audio_s, mel_rate, media, warnings, timings, framing, faces)
