@@ -65,3 +65,21 @@ def test_max_faces_keeps_the_faces_covering_most_windows(face_clip):  # noqa: F8
     faces = find_faces(face_clip("two_faces"), frames)
     decided = plan("face", faces.tracks, starts, 5, faces.frame_size, max_faces=1)
     assert decided.analysed_tracks == [0] and decided.notes and all(len(v) == 1 for v in decided.windows.values())
+
+
+def test_face_framing_cuts_each_frame_as_it_is_decoded(face_clip):  # noqa: F811
+    """The window images hold the training square of each face, cut from the decoded frame, then 500x500."""
+    from forensics_core.media.frames import read_frames
+    from forensics_plugins.lipfd.options import LipFDOptions
+    from forensics_plugins.lipfd.pipeline import prepare
+
+    path = face_clip("two_faces")
+    prepared = prepare(path, LipFDOptions(framing="auto", n_extract=2))
+    assert prepared.framing.framing == "face" and len(prepared.images) == 4  # 2 windows x 2 faces
+    assert [(s.index, f.track) for s, f in zip(prepared.spans, prepared.faces)] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    for image, span, face in zip(prepared.images, prepared.spans, prepared.faces):
+        frames = read_frames(path, range(span.start_frame, span.end_frame + 1))
+        for k in range(5):
+            np.testing.assert_array_equal(image[500:, 500 * k:500 * (k + 1)], cut_square(frames[span.start_frame + k], face.square))
+    full = prepare(path, LipFDOptions(framing="full", n_extract=2))
+    assert len(full.images) == 2 and [f.track for f in full.faces] == [0, 0]  # the largest face is named, the frame is whole

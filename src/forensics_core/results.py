@@ -105,6 +105,14 @@ class DetectionResult(BaseModel):
     frame_predictions: list[FramePrediction] = Field(default_factory=list)
     metrics: Metrics | None = None
     windows: list[Window] = Field(default_factory=list)
+    segments: list[list[float]] = Field(
+        default_factory=list,
+        description=(
+            "[start_s, end_s, score] per stretch judged fake, highest score first (the AV-Deepfake1M submission form): "
+            "windows scored at or above the threshold, merged when the next starts at or before the previous one ends "
+            "(in frames), each segment scored by the maximum of its windows (forensics_core.segments)"
+        ),
+    )
     abstain_reason: str | None = Field(default=None, description="why the detector abstained, for people")
     abstain_code: str | None = Field(default=None, description="why the detector abstained, for scripts: no_face, "
                                      "still_image, no_audio_track, no_video_stream, ...")

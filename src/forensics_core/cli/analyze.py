@@ -1,7 +1,9 @@
 """``forensics analyze``: one or more files, one or more detectors, a row (or a document) per file."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from typing import Any
 
@@ -27,6 +29,7 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
     """Analyse media files; one bad file never stops the others."""
     from .. import get_detector
     from ..ensemble import run_ensemble, run_one
+    from ..progress import for_terminal, reporting
 
     model_ids = list(dict.fromkeys(model_ids))
     if weights and len(model_ids) > 1:
@@ -58,6 +61,9 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
         progress = tqdm(total=len(paths), unit="file", file=sys.stderr)
     docs: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
+    stages = contextlib.ExitStack()
+    if len(paths) == 1:  # one file: its stages (probe, audio, frames, model ...) as the detector reports them
+        stages.enter_context(reporting(for_terminal(os.path.basename(click.format_filename(paths[0])), quiet=quiet)))
     try:
         if len(detectors) == 1:
             for path in paths:
@@ -74,6 +80,7 @@ def analyze(paths, model_ids, weights, audio_path, device, precision, option_pai
                 if progress:
                     progress.update()
     finally:
+        stages.close()
         if progress:
             progress.close()
     if as_json:

@@ -26,12 +26,13 @@ Design rules, and why:
   to be wrong or fragile we pre-process its input or parse the extra fields ourselves
   (see :func:`probe`).
 """
-from .ffmpeg import ffmpeg_exe, ffmpeg_input, run_ffmpeg
+from .ffmpeg import FFmpegStream, ffmpeg_exe, ffmpeg_input, run_ffmpeg
 from .limits import Limits
 from .paths import validate_path
 from .probe import MediaInfo, probe
 
 __all__ = [
+    "FFmpegStream",
     "Limits",
     "MediaInfo",
     "ffmpeg_exe",

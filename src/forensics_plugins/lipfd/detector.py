@@ -18,10 +18,12 @@ from forensics_core.detector import Detector, resolve_device
 from forensics_core.errors import InvalidOptionsError
 from forensics_core.logs import get_logger
 from forensics_core.manifest import builtin_manifest
+from forensics_core.progress import current as current_progress
 from forensics_core.results import DetectionResult, label_for
+from forensics_core.segments import segments_from_windows
 
 from .options import LipFDOptions
-from .pipeline import StageTimer, prepare
+from .pipeline import open_video
 from .verdicts import decide, face_tracks, window_fields
 from .windows import SCALES, window_tensors
 
@@ -38,6 +40,19 @@ def cpu_has_native_bf16() -> bool:
     except OSError:
         return False
     return bool(flags & {"avx512_bf16", "amx_bf16"})
+
+
+class _FrameProgress:
+    """``on_frame`` for the pipeline: frames decoded (spread) or the position reached (dense)."""
+
+    def __init__(self, progress, *, by_position: bool):
+        self.progress, self.by_position = progress, by_position
+        self.active, self.reached = True, 0
+
+    def __call__(self, position: int) -> None:
+        if self.active:
+            self.progress.advance(position - self.reached if self.by_position else 1)
+        self.reached = position
 
 
 class LipFDDetector(Detector):
@@ -103,54 +118,89 @@ class LipFDDetector(Detector):
 
     # -- analysis --------------------------------------------------------------------
     def _analyze(self, path: os.PathLike, options: LipFDOptions) -> DetectionResult:
-        prepared = prepare(path, options)
-        timings, L, fps, framing = prepared.timings, options.window_len, prepared.fps, prepared.framing
-        common = dict(detector_id=self.card.id, detector_version=self.card.version, media_path=os.fspath(path),
-                      warnings=prepared.warnings, device=self.device, precision=self.precision, timings=timings,
-                      media=prepared.media, windows_with_face=framing.windows_with_face,
-                      options={**options.model_dump(mode="json"), "framing_used": framing.framing})
-        if not prepared.images:
-            return DetectionResult.abstained(
-                f"no face was tracked in any of the {len(prepared.spans) or options.n_extract} windows; LIPFD-V1 compares "
-                f"lips with speech, so there is nothing to judge (framing={options.framing})", code="no_face",
-                processing_time=sum(timings.values()), faces=face_tracks(prepared.faces, framing, None, options.threshold),
-                **common)
-        with StageTimer(timings)("window_build"):
-            global_in, crops = window_tensors(
-                prepared.images, window_len=L, distinct_frame_crops=options.resolved("distinct_frame_crops"),
-                antialias=options.antialias, face_crop=options.face_crop, lip_crop=options.lip_crop)
-        prepared.images.clear()
-        logits, weights, timings_model = self._infer(global_in, crops, options.batch_size)
-        timings.update(timings_model)
+        """Windows flow from the pipeline a batch at a time; each batch goes through the model.
 
-        scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-        verdict = decide(prepared.units, scores, framing)
-        threshold, spans = options.threshold, prepared.spans
-        windows = []
-        for u, (w, wf) in enumerate(prepared.units):
-            s = spans[w]
-            windows.append({
-                "index": s.index, "start_frame": s.start_frame, "end_frame": s.end_frame,
-                "start_time": s.start_frame / fps if fps else 0.0, "end_time": (s.start_frame + L) / fps if fps else 0.0,
-                "score": float(scores[u]), "prediction": label_for(float(scores[u]), threshold),
-                "logit": float(logits[u]), "mel_columns": [s.mel_begin, s.mel_end],
-                "region_weights": {name: [float(v) for v in weights[u, :, j]] for j, name in enumerate(SCALES)},
-                **window_fields(wf, framing),
-            })
-        scored = {w for w, _ in prepared.units}
-        if prepared.faces is not None and framing.windows_with_face == 0:
-            prepared.warnings.append("no face was seen in any window: this verdict rests on the whole frame, "
-                                     "not on lips (framing=full)")
-        elif len(scored) < len(spans):
-            prepared.warnings.append(f"{len(spans) - len(scored)} of {len(spans)} windows had no tracked face and were not scored")
+        ``spread``: usually one batch of ``n_extract`` windows (times the faces analysed).
+        ``dense``: a decoding thread keeps one batch ready while the model runs the current
+        one, so memory holds two batches whatever the video's length; progress counts frames.
+        Before any frame is decoded, the host's face stage finds the faces of every window
+        and the framing is decided (framing.py); without a face, face/auto framing abstains.
+        """
+        progress = current_progress()
+        dense = options.sampling == "dense"
+        L = options.window_len
+        rows: list[dict[str, Any]] = []
+        with open_video(path, options) as video:
+            timer, fps, threshold, framing = video.timer, video.fps, options.threshold, video.framing
+            if not video.spans:
+                return self._no_face(path, options, video)
+            if dense:
+                progress.stage("frames+model", total=video.frame_count, unit="frame")
+            else:
+                progress.stage("frames", total=len(video.wanted_frames()), unit="frame")
+            frames_seen = _FrameProgress(progress, by_position=dense)
+            for i, batch in enumerate(video.batches(prefetch=1 if dense else 0, on_frame=frames_seen)):
+                if i == 0 and not dense:
+                    frames_seen.active = False
+                    progress.stage("model", total=sum(len(u) for u in video.units.values()), unit="window")
+                with timer("window_build"):
+                    global_in, crops = window_tensors(
+                        batch.images, window_len=L, distinct_frame_crops=options.resolved("distinct_frame_crops"),
+                        antialias=options.antialias, face_crop=options.face_crop, lip_crop=options.lip_crop)
+                batch.images.clear()
+                logits, weights, timings_model = self._infer(global_in, crops, options.batch_size)
+                del global_in, crops
+                for name, seconds in timings_model.items():
+                    timer.add(name, seconds)
+                scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+                for b, (span, wf) in enumerate(zip(batch.spans, batch.faces)):
+                    row = self._window_row(span, float(logits[b]), float(scores[b]), weights[b], fps, threshold)
+                    rows.append({**row, **window_fields(wf, framing)})
+                if not dense:
+                    progress.advance(len(batch.spans))
+            warnings, media, timings, mel_rate = video.warnings, video.media, video.timings, video.mel_rate
+            n_windows, faces = video.n_windows, video.faces
+
+        rows.sort(key=lambda r: (r["index"], -1 if r["track"] is None else r["track"]))
+        verdict = decide(rows, framing)
+        scored = {r["index"] for r in rows}
+        if faces is not None and framing.windows_with_face == 0:
+            warnings.append("no face was seen in any window: this verdict rests on the whole frame, not on lips (framing=full)")
+        elif len(scored) < n_windows:
+            warnings.append(f"{n_windows - len(scored)} of {n_windows} windows had no tracked face and were not scored")
+        deciding = [r for r in rows if framing.framing == "full" or r["track"] == verdict.deciding_track]
         return DetectionResult.scored(
-            score=verdict.score, window_scores=verdict.window_scores, window_indices=verdict.window_indices, threshold=threshold,
+            score=verdict.score, window_scores=verdict.window_scores, window_indices=verdict.window_indices,
+            threshold=threshold, detector_id=self.card.id, detector_version=self.card.version, media_path=os.fspath(path),
             processing_time=sum(timings.values()),
-            frames_analyzed=len({f for w in scored for f in range(spans[w].start_frame, spans[w].end_frame + 1)}),
-            windows=windows, faces=face_tracks(prepared.faces, framing, verdict, threshold),
-            **{**common, "options": {**common["options"], "mel_sample_rate": prepared.mel_rate,
-                                     "distinct_frame_crops": options.resolved("distinct_frame_crops")}},
+            frames_analyzed=len({f for r in rows for f in range(r["start_frame"], r["end_frame"] + 1)}),
+            windows=rows, segments=segments_from_windows(deciding, threshold),
+            faces=face_tracks(faces, framing, verdict, threshold), windows_with_face=framing.windows_with_face,
+            warnings=warnings, device=self.device, precision=self.precision, timings=timings, media=media,
+            options={**options.model_dump(mode="json"), "framing_used": framing.framing, "mel_sample_rate": mel_rate,
+                     "distinct_frame_crops": options.resolved("distinct_frame_crops"), "stride": options.dense_stride if dense else options.stride},
         )
+
+    def _no_face(self, path: os.PathLike, options: LipFDOptions, video) -> DetectionResult:
+        """Face or auto framing and no face tracked in any window: no verdict (never a placeholder score)."""
+        return DetectionResult.abstained(
+            f"no face was tracked in any of the {video.n_windows} windows; LIPFD-V1 compares lips with speech, "
+            f"so there is nothing to judge (framing={options.framing})", code="no_face",
+            detector_id=self.card.id, detector_version=self.card.version, media_path=os.fspath(path),
+            processing_time=sum(video.timings.values()), faces=face_tracks(video.faces, video.framing, None, options.threshold),
+            windows_with_face=0, warnings=video.warnings, device=self.device, precision=self.precision,
+            timings=video.timings, media=video.media,
+            options={**options.model_dump(mode="json"), "framing_used": video.framing.framing})
+
+    @staticmethod
+    def _window_row(span, logit: float, score: float, weights, fps: float, threshold: float) -> dict[str, Any]:
+        """One entry of ``windows``; ``weights`` (L, scales) are the region weights of its frames."""
+        return {
+            "index": span.index, "start_frame": span.start_frame, "end_frame": span.end_frame,
+            "start_time": span.start_frame / fps if fps else 0.0, "end_time": (span.start_frame + span.window_len) / fps if fps else 0.0,
+            "score": score, "prediction": label_for(score, threshold), "logit": logit, "mel_columns": [span.mel_begin, span.mel_end],
+            "region_weights": {name: [float(v) for v in weights[:, j]] for j, name in enumerate(SCALES)},
+        }
 
     def _infer(self, global_in, crops, chunk: int):
         import ctypes

@@ -112,15 +112,16 @@ class FramingPlan:
             return [(w, (self.windows.get(w) or [None])[0]) for w in range(n_windows)]
         return [(w, wf) for w in range(n_windows) for wf in self.windows.get(w, [])]
 
-    def transform(self, starts: list[int], window_len: int) -> Callable[[int, np.ndarray], Any] | None:
-        """``transform(index, frame)`` for the frame reader: ``{track: 500x500 crop}`` per frame (face framing)."""
+    def transform(self, spans, window_len: int) -> Callable[[int, np.ndarray], Any] | None:
+        """The frame reader's ``transform(index, frame)`` for face framing: ``{(window, track): 500x500 crop}``
+        for every face of every window the frame belongs to; None for full framing (the plain resize)."""
         if self.framing != "face":
             return None
         by_frame: dict[int, list[WindowFace]] = {}
-        for w, start in enumerate(starts):
-            for wf in self.windows.get(w, []):
+        for span in spans:
+            for wf in self.windows.get(span.index, []):
                 for k in range(window_len):
-                    by_frame.setdefault(start + k, []).append(wf)
+                    by_frame.setdefault(span.start_frame + k, []).append(wf)
 
         def cut(index: int, frame: np.ndarray) -> dict[tuple[int, int], np.ndarray]:
             return {(wf.window, wf.track): cut_square(frame, wf.square) for wf in by_frame.get(index, [])}
@@ -129,7 +130,7 @@ class FramingPlan:
 
 
 def find_window_faces(path, starts: list[int], window_len: int, fps: float | None, options,
-                      warnings: list[str]) -> tuple[Any, FramingPlan]:
+                      warnings: list[str], on_frame: Callable[[float], None] | None = None) -> tuple[Any, FramingPlan]:
     """Ask the host's face stage for the first and last frame of every window, then decide the framing.
 
     With ``framing=full`` a face model that cannot load is a warning (faces are only
@@ -140,7 +141,7 @@ def find_window_faces(path, starts: list[int], window_len: int, fps: float | Non
 
     frames = sorted({f for s in starts for f in (s, s + window_len - 1)})
     try:
-        faces = find_faces(path, frames, fps=fps)
+        faces = find_faces(path, frames, fps=fps, on_frame=on_frame)
     except FaceModelError as exc:
         if options.framing != "full":
             raise

@@ -35,6 +35,9 @@ class LipFDOptions(DetectorOptions):
     seek: Literal["auto", "always", "never"] = Field("auto", description="frame access: seek to windows (verified) or decode sequentially")
     allow_stream_mismatch: bool = Field(False, description="analyse even when the audio covers far less than the video (a warning instead of an error)")
     batch_size: int = Field(10, ge=1, le=256, description="images per region-branch forward call (ResNet-50 throughput peaks near 10 on CPU)")
+    sampling: Literal["spread", "dense"] = Field("spread", description="'spread': n_extract windows spread over the video (the released code); 'dense': a window every `stride` frames over the whole video")
+    stride: int | None = Field(None, ge=1, le=100000, description="dense sampling: frames from one window's start to the next; None = window_len (windows that touch)")
+    window_batch: int = Field(10, ge=1, le=256, description="windows decoded, built and run through the model together (about 25 MB each in flight); bounds memory")
     framing: Literal["auto", "full", "face"] = Field("auto", description="what each window shows: 'full' = the whole frame (the released preprocessing), "
                                                      "'face' = a square around each tracked face framed like the training clips, "
                                                      "'auto' = full when the face already sits there, else face; without a face, face/auto abstain (no_face)")
@@ -47,6 +50,11 @@ class LipFDOptions(DetectorOptions):
             if not 0 <= lo < hi <= 224:
                 raise ValueError(f"{name} must satisfy 0 <= start < stop <= 224")
         return self
+
+    @property
+    def dense_stride(self) -> int:
+        """Frames between dense windows' starts: ``stride``, or ``window_len`` when unset."""
+        return self.stride or self.window_len
 
     def resolved(self, name: str):
         """The value in force: the explicit switch, else the profile's."""

@@ -28,19 +28,23 @@ class Verdict:
     track_scores: dict[int, float]
 
 
-def decide(units: list[tuple[int, WindowFace | None]], scores: np.ndarray, framing: FramingPlan) -> Verdict:
-    """Per-track means and the maximum over tracks (face framing); the mean over windows (full framing)."""
+def decide(rows: list[dict], framing: FramingPlan) -> Verdict:
+    """Per-track means and the maximum over tracks (face framing); the mean over windows (full framing).
+
+    ``rows``: the result's windows (``index``, ``track``, ``score``), in window order.
+    """
     if framing.framing == "full":
-        score = float(np.mean(scores))
+        score = float(np.mean([r["score"] for r in rows]))
         single = framing.analysed_tracks  # auto chose full because one face fills every window
-        return Verdict(score, [float(v) for v in scores], [w for w, _ in units], single[0] if single else None,
+        return Verdict(score, [r["score"] for r in rows], [r["index"] for r in rows], single[0] if single else None,
                        {single[0]: score} if single else {})
-    per_track: dict[int, list[tuple[int, float]]] = {}
-    for (w, wf), s in zip(units, scores):
-        per_track.setdefault(wf.track, []).append((w, float(s)))
-    means = {t: float(np.mean([s for _, s in v])) for t, v in per_track.items()}
+    per_track: dict[int, list[dict]] = {}
+    for r in rows:
+        per_track.setdefault(r["track"], []).append(r)
+    means = {t: float(np.mean([r["score"] for r in v])) for t, v in per_track.items()}
     deciding = max(means, key=lambda t: (means[t], -t))
-    return Verdict(means[deciding], [s for _, s in per_track[deciding]], [w for w, _ in per_track[deciding]], deciding, means)
+    mine = per_track[deciding]
+    return Verdict(means[deciding], [r["score"] for r in mine], [r["index"] for r in mine], deciding, means)
 
 
 def face_tracks(faces, framing: FramingPlan, verdict: Verdict | None, threshold: float) -> list[FaceTrack] | None:

@@ -4,13 +4,16 @@ The released code decodes every frame up to the last window with OpenCV; we
 decode the same frames with the same decoder (so pixels are identical) but seek
 to far-apart windows. A seek is trusted only when the decoded frames' timestamps
 land exactly where a sequential decode would put them; otherwise the file is read
-sequentially. Only the sampled frames are kept, so memory does not grow with the
-video's length.
+sequentially. Each frame is transformed (resized to 500x500, or cropped by a face
+tracker) the moment it is decoded and only the result is kept, so memory grows
+neither with the video's length nor with its resolution.
 """
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +33,13 @@ def window_starts(frame_count: int, window_len: int, n_windows: int) -> list[int
     if last < 0:
         raise ValueError("too few frames")
     return np.linspace(0, last, n_windows).astype(np.int64).tolist()
+
+
+def dense_starts(frame_count: int, window_len: int, stride: int) -> list[int]:
+    """A window every ``stride`` frames from frame 0, while its frames exist (``start + L <= F``)."""
+    if frame_count < window_len:
+        raise ValueError("too few frames")
+    return list(range(0, frame_count - window_len + 1, stride))
 
 
 @dataclass
@@ -63,6 +73,7 @@ class FrameReader:
         import cv2
 
         self.path = os.fspath(path)
+        self.limits = limits
         with reading_media(path):
             self.cap = cv2.VideoCapture(self.path, cv2.CAP_FFMPEG)
             if not self.cap.isOpened():
@@ -156,15 +167,22 @@ class FrameReader:
         self.stats.notes.append("frame count obtained by decoding")
         return n
 
-    def read_windows(self, starts: list[int], window_len: int, seek: str = "auto") -> dict[int, np.ndarray]:
-        """The BGR frames ``start .. start+window_len-1`` of every window, keyed by index."""
-        wanted = sorted({s + k for s in starts for k in range(window_len)})
-        frames: dict[int, np.ndarray] = {}
+    def iter_frames(self, wanted: Iterable[int], seek: str = "auto",
+                    transform: Callable[[int, np.ndarray], Any] | None = None) -> Iterator[tuple[int, Any]]:
+        """``(index, transform(index, frame_bgr))`` for each wanted index, in increasing order.
+
+        Each full-resolution frame is handed to ``transform`` as soon as it is decoded and
+        dropped afterwards, so at most one decoded frame (plus OpenCV's own conversion
+        buffer and the decoder's reference frames) is alive whatever the resolution.
+        Stops early, without error, when the stream ends before a wanted frame (the
+        caller decides: :meth:`read_windows` raises ``decode_failed``).
+        """
+        transform = transform or resize_to_model
         use_seek = seek != "never"
+        pending = iter(sorted(set(wanted)))
+        index = next(pending, None)
         with reading_media(self.path):
-            i = 0
-            while i < len(wanted):
-                index = wanted[i]
+            while index is not None:
                 if index < self.position:  # only after a failed seek: start again, sequentially
                     self._restart()
                 far = index - self.position > SEQUENTIAL_GAP
@@ -181,12 +199,36 @@ class FrameReader:
                         continue
                 else:
                     if not self._skip_to(index):
-                        break
+                        return
                     frame = self._read()
                     if frame is None:
-                        break
-                frames[index] = frame
-                i += 1
+                        return
+                self._check_pixels(frame)
+                out = transform(index, frame)
+                del frame
+                yield index, out
+                index = next(pending, None)
+
+    def _check_pixels(self, frame: np.ndarray) -> None:
+        """The resolution cap, on what is decoded (a stream may change size after its header)."""
+        cap = self.limits.max_pixels if self.limits is not None else None
+        if cap is not None and frame.shape[0] * frame.shape[1] > cap:
+            raise MediaProcessingError(
+                "resolution_exceeds_limit",
+                f"{self.path}: a decoded frame is {frame.shape[1]}x{frame.shape[0]} ({frame.shape[0] * frame.shape[1]} pixels), "
+                f"over the limit of {cap} pixels",
+                path=self.path,
+            )
+
+    def read_windows(self, starts: list[int], window_len: int, seek: str = "auto",
+                     transform: Callable[[int, np.ndarray], Any] | None = None) -> dict[int, Any]:
+        """``transform(index, frame_bgr)`` of the frames ``start .. start+window_len-1`` of every window, keyed by index.
+
+        ``transform`` defaults to :func:`resize_to_model` (500x500 INTER_LINEAR); it is
+        called on each frame as it is decoded and only what it returns is kept.
+        """
+        wanted = sorted({s + k for s in starts for k in range(window_len)})
+        frames = dict(self.iter_frames(wanted, seek, transform))
         missing = [w for w in wanted if w not in frames]
         if missing:
             raise MediaProcessingError(
@@ -202,3 +244,8 @@ def resize_frame(frame_bgr: np.ndarray) -> np.ndarray:
     import cv2
 
     return cv2.resize(frame_bgr, (FRAME_SIZE, FRAME_SIZE), interpolation=cv2.INTER_LINEAR)
+
+
+def resize_to_model(index: int, frame_bgr: np.ndarray) -> np.ndarray:
+    """The default frame transform: :func:`resize_frame` (``index`` unused)."""
+    return resize_frame(frame_bgr)

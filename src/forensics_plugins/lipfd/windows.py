@@ -8,6 +8,7 @@ the face and lip crops from the 224 px full crop, and resizes without antialiasi
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -44,12 +45,17 @@ def align(starts: list[int], frame_count: int, mel_columns: int, window_len: int
     return spans
 
 
-def window_image(mel_rgba: np.ndarray, frames_bgr: list[np.ndarray], span: WindowSpan) -> np.ndarray:
-    """The window image in BGR uint8, pixel-identical to the released ``cv2.imread`` of its PNG."""
+def window_image(mel_rgba: np.ndarray, frames_bgr: Sequence[np.ndarray]) -> np.ndarray:
+    """The window image in BGR uint8, pixel-identical to the released ``cv2.imread`` of its PNG.
+
+    ``mel_rgba`` is the window's own slice of the mel image (columns
+    ``span.mel_begin:span.mel_end``, coloured on the clip's scale: ``MelPower.rgba``),
+    ``frames_bgr`` its L frames at 500x500.
+    """
     import cv2
 
-    L = span.window_len
-    sub = mel_rgba[:, span.mel_begin:span.mel_end, 2::-1]  # RGBA -> BGR (resizing is per channel)
+    L = len(frames_bgr)
+    sub = mel_rgba[:, :, 2::-1]  # RGBA -> BGR (resizing is per channel)
     sub = cv2.resize(np.ascontiguousarray(sub), (FRAME_SIZE * L, FRAME_SIZE), interpolation=cv2.INTER_LINEAR)
     out = np.empty((2 * FRAME_SIZE, FRAME_SIZE * L, 3), dtype=np.uint8)
     out[:FRAME_SIZE] = sub

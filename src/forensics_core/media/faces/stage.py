@@ -127,8 +127,8 @@ def find_faces(path: str | os.PathLike, frames: Iterable[int], *, fps: float | N
     :func:`forensics_core.media.frames.iter_frames`); each frame is searched as it
     arrives and let go, so memory does not grow with the request. An index it does
     not yield is a frame that could not be decoded: dropped, not fatal. Boxes and
-    landmarks are in the pixels of the decoded (displayed) frame. ``on_frame(n)`` is
-    told how many frames this call has searched so far (progress).
+    landmarks are in the pixels of the decoded (displayed) frame. ``on_frame(1)`` is
+    called after each frame searched (progress; bridges come on top of the request).
     """
     from ..frames import iter_frames
 
@@ -157,7 +157,7 @@ def find_faces(path: str | os.PathLike, frames: Iterable[int], *, fps: float | N
             del image
             searched[0] += 1
             if on_frame is not None:
-                on_frame(searched[0])
+                on_frame(1)
         for i in todo:
             store.setdefault(i, None)  # not decodable
 
