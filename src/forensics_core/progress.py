@@ -90,7 +90,7 @@ class TerminalProgress:
             if self._bar is not None:
                 self._bar.close()
             self._bar = tqdm(total=total, desc=f"{self.label}: {name}", unit=unit, file=self.stream, leave=False,
-                             dynamic_ncols=True, mininterval=0.2, bar_format=None if total else "{desc} [{elapsed}]")
+                             mininterval=0.2, bar_format=None if total else "{desc} [{elapsed}]")
 
     def advance(self, n: float = 1) -> None:
         with self._lock:

@@ -229,7 +229,7 @@ class MelBuilder:
         if n <= 0:
             raise ValueError("no samples")
         real_end = N_FFT // 2 + n - self._start  # index in _buf just after the last real sample
-        if real_end < (self._next - 1) * HOP + N_FFT - self._start:
+        if self._next and real_end < (self._next - 1) * HOP + N_FFT - self._start:
             raise RuntimeError("the signal was cut inside columns already computed")  # cannot happen: 2 blocks are held back
         buf = self._buf[:real_end] if real_end <= self._buf.size else np.concatenate(
             [self._buf, np.zeros(real_end - self._buf.size, dtype=np.float32)])
@@ -334,8 +334,8 @@ def _regroup(chunks: Iterable[np.ndarray], size: int) -> Iterator[np.ndarray]:
 
 def _shifted(chunks: Iterable[np.ndarray], shift: int) -> Iterator[np.ndarray]:
     """``shift`` > 0: that many zero samples first; < 0: that many samples dropped."""
-    if shift > 0:
-        yield np.zeros(shift, dtype=np.float32)
+    for start in range(0, max(shift, 0), FEED_SAMPLES):  # silence in pieces: the lead may be hours
+        yield np.zeros(min(FEED_SAMPLES, shift - start), dtype=np.float32)
     drop = max(0, -shift)
     for c in chunks:
         if drop:

@@ -135,7 +135,7 @@ class LipFDDetector(Detector):
             if not video.spans:
                 return self._no_face(path, options, video)
             if dense:
-                progress.stage("frames+model", total=video.frame_count, unit="frame")
+                progress.stage("frames+model", total=video.wanted_frames()[-1] + 1, unit="frame")
             else:
                 progress.stage("frames", total=len(video.wanted_frames()), unit="frame")
             frames_seen = _FrameProgress(progress, by_position=dense)

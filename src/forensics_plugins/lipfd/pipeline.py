@@ -200,8 +200,9 @@ class VideoWindows:
                     batch.faces.append(wf)
                 k += 1
                 self.windows_done = k
-                if k == len(order):
-                    self._slices, self.mel = None, None  # every window has its image: free the mel before the last forward
+                if k == len(order):  # every window has its image: before the last forward, free the mel and
+                    self._slices, self.mel = None, None  # the decoder (FFmpeg's frame pools: ~0.5 GB at 7000x7000)
+                    self.reader.close()
                 if len(batch.spans) >= size:
                     yield batch
                     batch = WindowBatch([], [])

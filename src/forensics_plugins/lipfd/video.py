@@ -175,11 +175,19 @@ class FrameReader:
         dropped afterwards, so at most one decoded frame (plus OpenCV's own conversion
         buffer and the decoder's reference frames) is alive whatever the resolution.
         Stops early, without error, when the stream ends before a wanted frame (the
-        caller decides: :meth:`read_windows` raises ``decode_failed``).
+        caller decides: :meth:`read_windows` raises ``decode_failed``). Exceptions from
+        decoding become ``decode_failed``; those of ``transform`` are its own.
         """
         transform = transform or resize_to_model
+        for index, frame in self._decoded(sorted(set(wanted)), seek):
+            self._check_pixels(frame)
+            out = transform(index, frame)
+            del frame
+            yield index, out
+
+    def _decoded(self, wanted: list[int], seek: str) -> Iterator[tuple[int, np.ndarray]]:
         use_seek = seek != "never"
-        pending = iter(sorted(set(wanted)))
+        pending = iter(wanted)
         index = next(pending, None)
         with reading_media(self.path):
             while index is not None:
@@ -203,10 +211,8 @@ class FrameReader:
                     frame = self._read()
                     if frame is None:
                         return
-                self._check_pixels(frame)
-                out = transform(index, frame)
-                del frame
-                yield index, out
+                yield index, frame
+                del frame  # before the next decode: never two full-size frames of ours at once
                 index = next(pending, None)
 
     def _check_pixels(self, frame: np.ndarray) -> None:
