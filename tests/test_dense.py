@@ -38,7 +38,7 @@ def test_dense_default_stride_covers_every_frame_and_merges_touching_windows(lip
     from media_corpus import make_clip
 
     clip = make_clip(tmp_path / "touching.mp4", seconds=1.2, size=(160, 120))  # 30 frames: 6 windows of 5
-    result = lipfd.analyze(clip, sampling="dense").to_dict()
+    result = lipfd.analyze(clip, sampling="dense", framing="full").to_dict()  # a drawn face: the whole frame
     windows = result["windows"]
     assert [(w["start_frame"], w["end_frame"]) for w in windows] == [(5 * i, 5 * i + 4) for i in range(6)]
     assert windows[-1]["end_time"] == pytest.approx(1.2) and result["frames_analyzed"] == 30
