@@ -14,7 +14,6 @@ import pytest
 from face_clips import CLIPS, iou
 from forensics_core.ensemble import run_ensemble
 from forensics_core.results import DetectionResult, result_json_schema
-from test_faces import face_clip  # noqa: F401 - the session fixture of composed clips
 
 
 def test_the_output_contract_is_in_the_schema():
@@ -40,7 +39,7 @@ def check_contract(result: DetectionResult, n_windows: int) -> dict:
 
 
 @pytest.mark.slow
-def test_off_centre_face_is_framed_on_the_face(lipfd, face_clip):  # noqa: F811
+def test_off_centre_face_is_framed_on_the_face(lipfd, face_clip):
     layer = CLIPS["small_offcentre"][0]
     d = check_contract(lipfd.analyze(face_clip("small_offcentre")), 10)
     assert d["status"] == "ok" and d["options"]["framing_used"] == "face" and d["windows_with_face"] == 10
@@ -56,7 +55,7 @@ def test_off_centre_face_is_framed_on_the_face(lipfd, face_clip):  # noqa: F811
 
 
 @pytest.mark.slow
-def test_two_faces_are_analysed_each_and_the_video_takes_the_maximum(lipfd, face_clip):  # noqa: F811
+def test_two_faces_are_analysed_each_and_the_video_takes_the_maximum(lipfd, face_clip):
     d = check_contract(lipfd.analyze(face_clip("two_faces"), n_extract=4), 4)
     assert d["status"] == "ok" and d["options"]["framing_used"] == "face"
     assert [t["track"] for t in d["faces"]] == [0, 1] and all(t["windows"] == [0, 1, 2, 3] for t in d["faces"])
@@ -78,7 +77,7 @@ def test_two_faces_are_analysed_each_and_the_video_takes_the_maximum(lipfd, face
 
 
 @pytest.mark.slow
-def test_no_face_abstains_with_a_reason_code_and_full_framing_warns(lipfd, face_clip):  # noqa: F811
+def test_no_face_abstains_with_a_reason_code_and_full_framing_warns(lipfd, face_clip):
     path = face_clip("test_pattern")
     for framing in ("auto", "face"):
         result = lipfd.analyze(path, framing=framing)
@@ -94,7 +93,7 @@ def test_no_face_abstains_with_a_reason_code_and_full_framing_warns(lipfd, face_
 
 
 @pytest.mark.slow
-def test_a_face_that_leaves_scores_only_the_windows_it_is_in(lipfd, face_clip):  # noqa: F811
+def test_a_face_that_leaves_scores_only_the_windows_it_is_in(lipfd, face_clip):
     layer = CLIPS["leaves"][0]
     d = check_contract(lipfd.analyze(face_clip("leaves")), 10)
     assert d["status"] == "ok" and d["options"]["framing_used"] == "face"
@@ -115,7 +114,7 @@ def test_the_fidelity_clip_runs_the_reference_framing(v1_result):
 
 
 @pytest.mark.slow
-def test_an_ensemble_finds_one_files_faces_once(lipfd, face_clip):  # noqa: F811
+def test_an_ensemble_finds_one_files_faces_once(lipfd, face_clip):
     from face_models_for_tests import FaceCountingDetector
 
     report = next(run_ensemble([lipfd, FaceCountingDetector().load()], [face_clip("small_offcentre")]))

@@ -9,7 +9,6 @@ from forensics_core.media.faces import find_faces
 from forensics_plugins.lipfd.framing import PAD_VALUE, cut_square, plan, square_iou_with_frame, training_square
 from forensics_plugins.lipfd.video import window_starts
 from lipfd_fixtures import V1
-from test_faces import face_clip  # noqa: F401 - the session fixture of composed clips
 
 
 def windows_of(frame_count: int, n: int = 10, length: int = 5):
@@ -46,7 +45,7 @@ def test_auto_keeps_the_reference_framing_for_the_fidelity_clip():
 
 @pytest.mark.parametrize("name, framing, tracks", [("small_offcentre", "face", 1), ("two_faces", "face", 2),
                                                    ("test_pattern", "face", 0)])
-def test_auto_frames_faces_that_are_not_where_the_training_clips_have_them(face_clip, name, framing, tracks):  # noqa: F811
+def test_auto_frames_faces_that_are_not_where_the_training_clips_have_them(face_clip, name, framing, tracks):
     starts, frames = windows_of(120)
     faces = find_faces(face_clip(name), frames)
     decided = plan("auto", faces.tracks, starts, 5, faces.frame_size, max_faces=4)
@@ -60,14 +59,14 @@ def test_auto_frames_faces_that_are_not_where_the_training_clips_have_them(face_
             assert x0 < fx0 and fx1 < x0 + side and y0 <= fy0 + 0.1 * side and fy1 < y0 + side  # the face inside its square
 
 
-def test_max_faces_keeps_the_faces_covering_most_windows(face_clip):  # noqa: F811
+def test_max_faces_keeps_the_faces_covering_most_windows(face_clip):
     starts, frames = windows_of(120)
     faces = find_faces(face_clip("two_faces"), frames)
     decided = plan("face", faces.tracks, starts, 5, faces.frame_size, max_faces=1)
     assert decided.analysed_tracks == [0] and decided.notes and all(len(v) == 1 for v in decided.windows.values())
 
 
-def test_face_framing_cuts_each_frame_as_it_is_decoded(face_clip):  # noqa: F811
+def test_face_framing_cuts_each_frame_as_it_is_decoded(face_clip):
     """The window images hold the training square of each face, cut from the decoded frame, then 500x500."""
     from forensics_core.media.frames import read_frames
     from forensics_plugins.lipfd.options import LipFDOptions
