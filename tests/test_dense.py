@@ -26,7 +26,7 @@ def test_dense_with_spread_starts_equals_the_reference(lipfd, v1_expected):
     assert d["score"] == pytest.approx(np.mean(d["metrics"]["window_scores"]))  # the video score: mean of the windows
     assert d["score"] == pytest.approx(v1_expected["mean_score"], abs=SCORE_TOL)
     assert d["options"]["sampling"] == "dense" and d["options"]["stride"] == 16
-    assert rec.stages() == ["probe", "audio", "frames+model"]
+    assert rec.stages() == ["probe", "faces", "audio", "frames+model"]
     assert rec.advanced("frames+model") == 149  # position reached: the last window ends on frame 148
     # windows 16 frames apart do not touch: every window at or above a threshold is a segment of its own
     lowest = min(w["score"] for w in d["windows"])
