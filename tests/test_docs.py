@@ -92,7 +92,7 @@ def test_docs_example_plugin_installs_and_runs(tmp_path):
     assert json.loads(run.stdout)["status"] == "ok"
 
 
-@pytest.mark.parametrize("doc", ["architecture.md", "plugins.md", "lipfd.md", "errors.md", "cli.md"])
+@pytest.mark.parametrize("doc", ["architecture.md", "plugins.md", "lipfd.md", "errors.md", "cli.md", "service.md"])
 def test_docs_exist_and_links_resolve(doc):
     text = (ROOT / "docs" / doc).read_text()
     for link in re.findall(r"\]\(([^)#:]+\.md)\)", text):

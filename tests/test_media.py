@@ -68,7 +68,9 @@ def test_probe_corpus_case(media_corpus: dict[str, Path], name: str) -> None:
     assert info.size_bytes == path.stat().st_size
     assert info.has_video is spec.has_video
     assert info.has_audio is spec.has_audio
-    assert info.modalities == {m for m, on in (("video", spec.has_video), ("audio", spec.has_audio)) if on}
+    # a still image offers the "image" modality, not "video" (no motion; forensics_core.modalities)
+    still = bool(dict(spec.expect).get("still_image"))
+    assert info.modalities == ({"image"} if still else {m for m, on in (("video", spec.has_video), ("audio", spec.has_audio)) if on})
     assert info.exact is False and info.video_duration is None and info.audio_duration is None
     if info.has_video:
         assert info.width and info.height and info.video_codec
@@ -107,6 +109,7 @@ def test_still_image_is_one_frame_of_video(media_corpus: dict[str, Path]) -> Non
         info = probe(media_corpus[name])
         assert info.still_image and info.has_video and not info.has_audio
         assert (info.frame_count, info.duration, info.fps) == (1, None, None)
+        assert info.modalities == {"image"}
 
 
 def test_rotation_and_display_size(media_corpus: dict[str, Path]) -> None:

@@ -18,8 +18,6 @@ from forensics_core.batch import metrics as m  # noqa: E402
 from forensics_core.errors import InvalidOptionsError  # noqa: E402
 from forensics_core.batch.evaluate import EvaluationReport, evaluate_rows, load_labels, write_report  # noqa: E402
 
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
 
 def _cases() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     rng = np.random.default_rng(20240601)
@@ -331,30 +329,44 @@ def test_evaluate_rows_accepts_model_objects(tmp_path):
     assert report.video.summary.roc_auc is None and report.video.summary.notes
 
 
-def _png_ok(path: Path) -> bool:
-    return path.read_bytes()[:8] == PNG_SIGNATURE and path.stat().st_size > 1000
+def _svg_curves(path: Path) -> list[list[tuple[float, float]]]:
+    """The curves plotted in an SVG plot (parsed as XML: a broken file fails here), as point lists."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(path).getroot()
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    return [[tuple(map(float, p.split(","))) for p in line.get("points").split()]
+            for line in root.iter("{http://www.w3.org/2000/svg}polyline") if line.get("class") == "curve"]
 
 
 def test_write_report(scenario, tmp_path):
-    _, labels, rows = scenario
+    v, labels, rows = scenario
     report = evaluate_rows(rows, labels)
     out = tmp_path / "out" / "nested"
     paths = write_report(report, out)
     assert set(paths) == {"json", "md", "roc", "pr"}
-    assert sorted(p.name for p in out.iterdir()) == ["pr.png", "report.json", "report.md", "roc.png"]
-    assert _png_ok(paths["roc"]) and _png_ok(paths["pr"])
+    assert sorted(p.name for p in out.iterdir()) == ["pr.svg", "report.json", "report.md", "roc.svg"]
+    roc, pr = _svg_curves(paths["roc"]), _svg_curves(paths["pr"])
+    assert len(roc) == 2 and len(pr) == 2  # video and window levels
+    # the video ROC has one vertex per distinct threshold (plus the origin), inside the plot
+    assert len(roc[0]) == len(report.video.curves.fpr) and len({p for p in roc[0]}) > 2
     text = paths["json"].read_text()
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-JSON constant {c}"))
     assert EvaluationReport.model_validate_json(text) == report
     md = paths["md"].read_text()
     assert "| ROC AUC |" in md and "| metric | video | window |" in md
     assert "decode_failed" in md and "Missing" in md
+    assert "![ROC curve](roc.svg)" in md and "![Precision-recall curve](pr.svg)" in md
+    wrong = md.split("## Misclassified at threshold 0.5 (2)", 1)[1].split("##", 1)[0]
+    assert wrong.index(v["c"]) < wrong.index(v["b"])  # the most confidently wrong first
+    assert "fake video called real (score 0.3000)" in wrong and "real video called fake (score 0.6000)" in wrong
 
 
 def test_write_report_single_class(tmp_path):
     path = str(tmp_path / "x.mp4")
     report = evaluate_rows([{"media_path": path, "status": "ok", "score": 0.2}], {path: 0})
     paths = write_report(report, tmp_path / "r")
-    assert _png_ok(paths["roc"]) and _png_ok(paths["pr"])
+    assert _svg_curves(paths["roc"]) == [] and _svg_curves(paths["pr"]) == []
+    assert "undefined: needs real and fake samples" in paths["roc"].read_text()
     data = json.loads(paths["json"].read_text(), parse_constant=lambda c: pytest.fail(c))
     assert data["video"]["summary"]["roc_auc"] is None and data["video"]["curves"]["fpr"] is None

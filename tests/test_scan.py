@@ -265,7 +265,7 @@ def test_evaluate_matches_sklearn_on_the_jsonl_scores(labelled, tmp_path):
     evaluate(labelled, results=out, output_dir=tmp_path / "visual", detector="fake-visual")
     _sklearn_check(json.loads((tmp_path / "visual" / "report.json").read_text()),
                    [(_label(line["media_path"]), line["results"][0]["score"]) for line in lines])
-    assert {"report.md", "roc.png", "pr.png"} <= {p.name for p in (tmp_path / "visual").iterdir()}
+    assert {"report.md", "roc.svg", "pr.svg"} <= {p.name for p in (tmp_path / "visual").iterdir()}
     with pytest.raises(InvalidOptionsError):
         evaluate(labelled, results=out, output_dir=tmp_path / "x", detector="LIPFD-V1")
 
@@ -302,7 +302,8 @@ def cli(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(tmp_path), os.environ.get("PYTHONPATH", "")])}
 
     def run(*args: str, **kw) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "scan_cli_under_test", *map(str, args)], cwd=tmp_path, env=env,
+        kw.setdefault("env", env)
+        return subprocess.run([sys.executable, "-m", "scan_cli_under_test", *map(str, args)], cwd=tmp_path,
                               capture_output=True, text=True, timeout=60, **kw)
 
     run.env, run.cwd = env, tmp_path
@@ -346,6 +347,24 @@ def test_cli_evaluate_folder(cli, labelled, tmp_path):
                    [(_label(line["media_path"]), line["results"][0]["score"]) for line in lines])
     again = cli("evaluate", labelled, "--results", tmp_path / "rep" / "results.jsonl", "--output-dir", tmp_path / "rep2")
     assert again.returncode == 0 and "ROC AUC" in again.stdout
+
+
+def test_cli_evaluate_prints_without_output_dir(cli, labelled, tmp_path):
+    """No --output-dir: the scan goes to a temporary folder that is removed; metrics are printed; nothing is written."""
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    before = sorted(p.relative_to(labelled) for p in labelled.rglob("*"))
+    env = {**cli.env, "TMPDIR": str(tmpdir)}
+    proc = cli("evaluate", labelled, "-m", "FAKE-VISUAL", "--quiet", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["output_dir"] is None and result["counts"]["ok"] == 8 and result["video"]["roc_auc"] is not None
+    assert set(result["misclassified"]) <= {str(p) for p in labelled.rglob("*.mp4")}
+    assert len(result["misclassified"]) == result["video"]["fp"] + result["video"]["fn"]
+    text = cli("evaluate", labelled, "-m", "FAKE-VISUAL", "--quiet", env=env)
+    assert text.returncode == 0 and "ROC AUC" in text.stdout and "misclassified at threshold 0.5:" in text.stdout
+    assert "report:" not in text.stdout
+    assert list(tmpdir.iterdir()) == [] and sorted(p.relative_to(labelled) for p in labelled.rglob("*")) == before
 
 
 def test_cli_sigint_stops_cleanly_and_resumes(cli, corpus, tmp_path):

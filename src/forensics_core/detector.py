@@ -11,20 +11,51 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Literal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import DetectorNotLoadedError, ForensicsError, InvalidOptionsError, as_media_error, is_decoder_exception
 from .logs import bound_contextvars, get_logger
+from .modalities import Modality
 from .results import DetectionResult
 from .weights import WeightsSource
 
+if TYPE_CHECKING:
+    from .evidence_images import EvidenceImage
+
 log = get_logger("forensics.detector")
 
-Modality = Literal["video", "audio"]
 Device = str  # "auto" | "cpu" | "cuda" | "cuda:N"
 Precision = Literal["fp32", "bf16", "fp16"]
+
+
+class ScoreBands(BaseModel):
+    """How strong a detector's score is as evidence: ``low`` below ``low``, ``high`` from ``high`` up.
+
+    Between the two the score is ``uncertain``. Ensembles turn the bands into an
+    evidence level ("substantial", "uncertain" or "little" evidence of manipulation).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    low: float = Field(gt=0.0, lt=1.0, description="scores below this are little evidence of manipulation")
+    high: float = Field(gt=0.0, lt=1.0, description="scores at or above this are substantial evidence")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ScoreBands:
+        if self.low > self.high:
+            raise ValueError("score_bands.low must not exceed score_bands.high")
+        return self
+
+    def band(self, score: float) -> Literal["low", "uncertain", "high"]:
+        if score >= self.high:
+            return "high"
+        return "low" if score < self.low else "uncertain"
+
+
+#: bands for a card that gives none: the default threshold 0.5 with 0.2 either side
+DEFAULT_SCORE_BANDS = ScoreBands(low=0.3, high=0.7)
 
 
 class DetectorCard(BaseModel):
@@ -45,6 +76,8 @@ class DetectorCard(BaseModel):
     paper: str | None = None
     license: str | None = None
     entry: str | None = Field(default=None, description="'module:Class' that implements the detector")
+    score_bands: ScoreBands | None = Field(default=None, description="score bands for ensemble evidence; None: the host default")
+    looks_for: str | None = Field(default=None, description="the manipulation the detector looks for, in words (ensemble reasons)")
 
 
 class DetectorOptions(BaseModel):
@@ -143,6 +176,17 @@ class Detector(ABC):
 
     @abstractmethod
     def _analyze(self, path: os.PathLike, options: DetectorOptions) -> DetectionResult: ...
+
+    def evidence(self, media_path: str | os.PathLike, result: dict[str, Any], *,
+                 windows: Sequence[int] | None = None) -> list[EvidenceImage]:
+        """The images behind ``result``'s windows (``windows``: their indices; None = all), recomputed from the media.
+
+        Optional (default: none). It must be deterministic, give the images the model
+        read for exactly those windows (from the result's options and window fields),
+        and work on an unloaded detector: no model and no weights. Reports call it
+        for results computed earlier; see :mod:`forensics_core.evidence_images`.
+        """
+        return []
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -16,11 +16,13 @@ from pydantic import Field
 from .detector import Detector, DetectorCard, DetectorOptions
 from .errors import MediaProcessingError
 from .hookspecs import hookimpl
-from .results import DetectionResult
+from .results import DetectionResult, label_for
+from .segments import segments_from_windows
 
 
 class FakeOptions(DetectorOptions):
     frames: int = Field(8, ge=1, le=64, description="frames to read")
+    stride: int = Field(1, ge=1, le=1000, description="read every stride-th frame (1: the first frames)")
     threshold: float = Field(0.5, gt=0, lt=1)
 
 
@@ -35,25 +37,70 @@ class FakeDetector(Detector):
         self.device, self.precision = "cpu", precision
 
     def _analyze(self, path: os.PathLike, options: FakeOptions) -> DetectionResult:
-        import cv2
         import numpy as np
 
-        cap = cv2.VideoCapture(os.fspath(path))
-        try:
-            scores = []
-            while len(scores) < options.frames:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                scores.append(float(np.asarray(frame, dtype=np.float64).mean() / 255.0))
-        finally:
-            cap.release()
+        from . import evidence_images as evidence
+
+        capture = evidence.wanted()
+        scores, windows, fps = [], [], 0.0
+        for index, frame, fps in _frames(path, options.frames, options.stride):
+            score = float(np.asarray(frame, dtype=np.float64).mean() / 255.0)
+            k = len(scores)
+            scores.append(score)
+            windows.append({"index": k, "start_frame": index, "end_frame": index, "start_time": index / fps if fps else 0.0,
+                            "end_time": (index + 1) / fps if fps else 0.0, "score": score,
+                            "prediction": label_for(score, options.threshold)})
+            if capture:  # the frame is at hand: no second decode for a report
+                evidence.offer(self.card.id, path, [_frame_evidence(k, index, frame, score)])
         if not scores:
             raise MediaProcessingError("no_video_stream", f"{path}: no decodable video frames", path=path)
         score = sum(scores) / len(scores)
         return DetectionResult.scored(score=score, window_scores=scores, threshold=options.threshold,
                                       detector_id=self.card.id, detector_version=self.card.version,
-                                      media_path=os.fspath(path), processing_time=0.0, frames_analyzed=len(scores))
+                                      media_path=os.fspath(path), processing_time=0.0, frames_analyzed=len(scores),
+                                      windows=windows, segments=segments_from_windows(windows, options.threshold),
+                                      options=options.model_dump(mode="json"))
+
+    def evidence(self, media_path, result, *, windows=None):
+        """The decoded frame each window scored (the same decoder, so the same pixels)."""
+        from .media import validate_path
+
+        wins = result.get("windows") or []
+        chosen = {w["start_frame"]: w["index"] for w in wins if windows is None or w["index"] in set(windows)}
+        if not chosen:
+            return []
+        path = validate_path(media_path)
+        return [_frame_evidence(chosen[i], i, frame)
+                for i, frame, _ in _frames(path, max(chosen) + 1, 1) if i in chosen]
+
+
+def _frames(path: os.PathLike, count: int, stride: int):
+    """(frame index, BGR frame, fps) for frames 0, stride, 2*stride ... (``count`` of them), decoded in order."""
+    import cv2
+
+    cap = cv2.VideoCapture(os.fspath(path))
+    try:
+        fps = float(cap.get(cv2.CAP_PROP_FPS)) or 0.0
+        index = kept = 0
+        while kept < count:
+            if index % stride:
+                if not cap.grab():
+                    return
+            else:
+                ok, frame = cap.read()
+                if not ok:
+                    return
+                yield index, frame, fps
+                kept += 1
+            index += 1
+    finally:
+        cap.release()
+
+
+def _frame_evidence(window_index: int, frame_index: int, frame, score: float | None = None):
+    from .evidence_images import EvidenceImage
+
+    return EvidenceImage(window_index=window_index, image=frame, caption=f"frame {frame_index}", kind="input", score=score)
 
 
 class AudioFakeDetector(Detector):

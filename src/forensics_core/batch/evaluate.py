@@ -25,6 +25,8 @@ from pydantic import BaseModel
 
 from ..errors import ForensicsError, InvalidOptionsError
 from . import metrics
+from .evaluate_files import write_report
+from .localisation import LocalisationReport
 from .scan import read_lines, scan
 from .worker import ModelSpec, _card_id
 
@@ -185,6 +187,7 @@ class EvaluationReport(BaseModel):
     window: LevelResult | None = None
     videos: list[VideoScore] = []
     notes: list[str] = []
+    localisation: LocalisationReport | None = None
 
 
 def _valid_score(value: Any) -> bool:
@@ -298,90 +301,6 @@ def evaluate_rows(rows: Iterable[Mapping[str, Any]], labels: Mapping[str, int], 
         missing=missing, video=_level(y, s, threshold), window=window, notes=notes, **rep)
 
 
-_MD_ROWS = [("n", "videos/windows"), ("n_real", "real"), ("n_fake", "fake"), ("acc", "accuracy"),
-            ("balanced_acc", "balanced accuracy"), ("ap", "average precision (from scores)"),
-            ("roc_auc", "ROC AUC"), ("fpr", "FPR: reals called fake"), ("fnr", "FNR: fakes missed"),
-            ("tp", "TP"), ("fp", "FP"), ("tn", "TN"), ("fn", "FN"), ("eer", "EER"),
-            ("eer_threshold", "EER threshold"), ("fpr_at_eer_threshold", "FPR at EER threshold"),
-            ("fnr_at_eer_threshold", "FNR at EER threshold")]
-_MD_LIST_LIMIT = 50
-
-
-def _fmt(v: Any) -> str:
-    return "n/a" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
-
-
-def _markdown(r: EvaluationReport) -> str:
-    levels = [("video", r.video)] + ([("window", r.window)] if r.window else [])
-    out = ["# Evaluation report", "",
-           f"Threshold: {r.threshold} (a score >= threshold is called fake). "
-           f"Rows: {r.n_rows}. Labels: {r.n_labels}. Coverage: {_fmt(r.coverage)}.", "",
-           "| rows | " + " | ".join(r.counts.model_dump()) + " |",
-           "|---" * (len(r.counts.model_dump()) + 1) + "|",
-           "| count | " + " | ".join(str(v) for v in r.counts.model_dump().values()) + " |", "",
-           "| metric | " + " | ".join(name for name, _ in levels) + " |",
-           "|---" * (len(levels) + 1) + "|"]
-    for key, title in _MD_ROWS:
-        out.append(f"| {title} | " + " | ".join(_fmt(getattr(lv.summary, key)) for _, lv in levels) + " |")
-    notes = r.notes + [f"{name}: {n}" for name, lv in levels for n in lv.summary.notes]
-    out += [""] + (["## Notes", ""] + [f"- {n}" for n in notes] + [""] if notes else [])
-    lists = [("Abstained", [f"`{e.media_path}`: {e.message}" for e in r.abstained]),
-             ("Errored", [f"`{e.media_path}`: {e.code}: {e.message}" for e in r.errored]),
-             ("Missing (labelled, no row)", [f"`{p}`" for p in r.missing]),
-             ("Unlabeled", [f"`{p}`" for p in r.unlabeled]),
-             ("Invalid", [f"row {i.index} `{i.media_path}`: {i.reason}" for i in r.invalid]),
-             ("Duplicates", [f"`{p}`" for p in r.duplicates])]
-    for title, items in lists:
-        if items:
-            out += [f"## {title} ({len(items)})", ""] + [f"- {x}" for x in items[:_MD_LIST_LIMIT]]
-            if len(items) > _MD_LIST_LIMIT:
-                out.append(f"- ... and {len(items) - _MD_LIST_LIMIT} more (see report.json)")
-            out.append("")
-    return "\n".join(out)
-
-
-def _plot(r: EvaluationReport, kind: str, path: Path) -> None:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5, 5), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    drawn = False
-    for name, lv, style in (("video", r.video, "-"), ("window", r.window, "--")):
-        c, sm = (lv.curves, lv.summary) if lv else (None, None)
-        if kind == "roc" and c and c.fpr is not None:
-            ax.plot(c.fpr, c.tpr, style, label=f"{name} (AUC {_fmt(sm.roc_auc)}, EER {_fmt(sm.eer)})")
-            ax.plot([sm.fpr], [1 - sm.fnr], "o", color=ax.lines[-1].get_color())  # the threshold's point
-            drawn = True
-        elif kind == "pr" and c and c.recall is not None:
-            ax.step(c.recall, c.precision, style, where="post", label=f"{name} (AP {_fmt(sm.ap)})")
-            drawn = True
-    if kind == "roc":
-        ax.plot([0, 1], [0, 1], ":", color="grey")
-        ax.set(xlabel="FPR (reals called fake)", ylabel="TPR (fakes caught)", title="ROC")
-    else:
-        ax.set(xlabel="Recall (fakes caught)", ylabel="Precision", title="Precision-recall")
-    ax.set(xlim=(0, 1), ylim=(0, 1.02))
-    if drawn:
-        ax.legend(loc="lower right" if kind == "roc" else "lower left")
-    else:
-        ax.text(0.5, 0.5, "undefined: needs real and fake samples", ha="center", va="center")
-    fig.savefig(path, format="png")
-
-
-def write_report(report: EvaluationReport, out_dir: str | os.PathLike[str]) -> dict[str, Path]:
-    """Write ``report.json``, ``report.md``, ``roc.png`` and ``pr.png`` into ``out_dir`` (created if needed)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "report.json", "md": out / "report.md", "roc": out / "roc.png", "pr": out / "pr.png"}
-    paths["json"].write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    paths["md"].write_text(_markdown(report), encoding="utf-8")
-    _plot(report, "roc", paths["roc"])
-    _plot(report, "pr", paths["pr"])
-    return paths
-
-
 def row_for(line: dict[str, Any], detector: str | None = None) -> dict[str, Any]:
     """The row :func:`evaluate_rows` scores for one scan line.
 
@@ -406,23 +325,55 @@ def row_for(line: dict[str, Any], detector: str | None = None) -> dict[str, Any]
     return {**row, "status": "abstained", "abstain_reason": comb.get("reason")}
 
 
+def _localise(rows: list[dict[str, Any]], segments: str | os.PathLike) -> LocalisationReport:
+    """AP/AR of the rows' ``segments`` against the ground-truth segments file."""
+    from .localisation import load_truth, localisation_metrics, match_truth_to_paths, proposals_from_segments
+
+    truth = load_truth(segments)
+    by_path = {_key(r["media_path"]): r for r in rows if isinstance(r.get("media_path"), str)}
+    if not any("segments" in r for r in by_path.values()):
+        raise InvalidOptionsError(
+            "no result row carries segments, so there is nothing to localise",
+            hint="localisation needs a detector's own rows (pass --detector ID with several models) "
+                 "from a version that reports segments")
+    matched = match_truth_to_paths(list(truth), list(by_path), base=Path(segments).expanduser().parent)
+    proposals = {name: proposals_from_segments(by_path[path].get("segments")) if by_path[path].get("status") == "ok" else []
+                 for name, path in matched.items()}
+    report = localisation_metrics(truth, proposals)
+    unscored = sorted(name for name, path in matched.items() if by_path[path].get("status") != "ok")
+    if unscored:
+        report.notes.append(f"{len(unscored)} file(s) with ground truth abstained or failed: no proposals "
+                            f"({', '.join(unscored[:5])}{' ...' if len(unscored) > 5 else ''})")
+    if report.missing:
+        report.notes.append(f"{len(report.missing)} file(s) of the segments file have no result row: no proposals")
+    return report
+
+
 def evaluate(labels_source: str | os.PathLike, *, results: str | os.PathLike | None = None,
              inputs: Iterable[str | os.PathLike] | None = None, models: Sequence[ModelSpec] | None = None,
-             output_dir: str | os.PathLike, threshold: float = 0.5, detector: str | None = None,
-             **scan_kwargs: Any):
-    """Score a scan against labels and write ``report.json``/``.md``/plots into ``output_dir``.
+             output_dir: str | os.PathLike | None = None, threshold: float = 0.5, detector: str | None = None,
+             segments: str | os.PathLike | None = None, **scan_kwargs: Any) -> EvaluationReport:
+    """Score a scan against labels; with ``output_dir``, write ``report.json``/``.md`` and SVG plots there.
 
     Without ``results``, the labelled files (or ``inputs``) are first scanned into
-    ``output_dir/results.jsonl`` (resumable, so a rerun only evaluates again).
+    ``output_dir/results.jsonl`` (resumable, so a rerun only evaluates again), or, without
+    ``output_dir``, into a temporary folder that is removed afterwards. ``segments``: a JSON
+    file of ground-truth fake segments per file, for AP/AR (:mod:`.localisation`).
     """
+    import tempfile
+
     labels = load_labels(labels_source)
-    if results is None:
-        results = Path(output_dir) / "results.jsonl"
-        summary = scan(list(inputs) if inputs is not None else sorted(labels), list(models or ["LIPFD-V1"]), results,
-                       **scan_kwargs)
-        if summary.interrupted:
-            raise KeyboardInterrupt  # do not report on a half-done scan
-    lines = read_lines(results)
+    models = list(models or ["LIPFD-V1"])
+    if segments is not None and results is None and len(models) > 1 and detector in (None, "combined"):
+        raise InvalidOptionsError("the combined verdict of several models has no segments to localise",
+                                  hint="pass --detector ID to localise with one detector's segments")
+    with tempfile.TemporaryDirectory(prefix="forensics-evaluate-") as scratch:
+        if results is None:
+            results = Path(output_dir if output_dir is not None else scratch) / "results.jsonl"
+            summary = scan(list(inputs) if inputs is not None else sorted(labels), models, results, **scan_kwargs)
+            if summary.interrupted:
+                raise KeyboardInterrupt  # do not report on a half-done scan
+        lines = read_lines(results)
     if detector not in (None, "combined"):
         try:
             detector = _card_id(detector)  # an alias names the same rows
@@ -431,6 +382,10 @@ def evaluate(labels_source: str | os.PathLike, *, results: str | os.PathLike | N
     if detector not in (None, "combined") and not any(
             r["detector_id"].upper() == detector.upper() for line in lines for r in line.get("results", [])):
         raise InvalidOptionsError(f"no rows from detector {detector!r} in {results}")
-    report = evaluate_rows([row_for(line, detector) for line in lines], labels, threshold=threshold)
-    write_report(report, output_dir)
+    rows = [row_for(line, detector) for line in lines]
+    report = evaluate_rows(rows, labels, threshold=threshold)
+    if segments is not None:
+        report.localisation = _localise(rows, segments)
+    if output_dir is not None:
+        write_report(report, output_dir)
     return report

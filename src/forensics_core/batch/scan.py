@@ -39,6 +39,7 @@ from ..errors import InvalidOptionsError
 from ..logs import get_logger
 from .worker import (
     ModelSpec,
+    _card,
     _card_id,
     _Job,
     _normalise_options,
@@ -54,6 +55,8 @@ log = get_logger("forensics.scan")
 
 VIDEO_EXTENSIONS = frozenset("mp4 mov mkv avi webm m4v mpg mpeg wmv flv ts".split())
 AUDIO_EXTENSIONS = frozenset("wav mp3 flac m4a aac ogg opus wma".split())
+#: still images: picked up in folders when one of the scan's detectors takes images (its card lists "image")
+IMAGE_EXTENSIONS = frozenset("jpg jpeg png webp".split())
 LIST_EXTENSIONS = frozenset({".txt", ".lst"})
 
 
@@ -82,14 +85,15 @@ def _media_files(folder: Path, recursive: bool, exts: frozenset[str]) -> Iterato
             yield p
 
 
-def discover(inputs: Iterable[str | os.PathLike], *, recursive: bool = True, include_audio: bool = False) -> list[Path]:
+def discover(inputs: Iterable[str | os.PathLike], *, recursive: bool = True, include_audio: bool = False,
+             include_images: bool = False) -> list[Path]:
     """Expand folders and ``.txt``/``.lst`` path lists into a sorted, de-duplicated list of resolved paths.
 
     Explicit file arguments (and list entries) are always kept, whatever their
     extension or even if missing, so that a mistake shows up as an error row
     instead of silently vanishing. Entries of a list are not themselves lists.
     """
-    exts = VIDEO_EXTENSIONS | (AUDIO_EXTENSIONS if include_audio else frozenset())
+    exts = VIDEO_EXTENSIONS | (AUDIO_EXTENSIONS if include_audio else frozenset()) | (IMAGE_EXTENSIONS if include_images else frozenset())
     found: dict[Path, None] = {}
 
     def add(p: Path, *, from_list: bool) -> None:
@@ -208,7 +212,8 @@ def scan(inputs: Iterable[str | os.PathLike], models: Sequence[ModelSpec], outpu
         raise InvalidOptionsError(f"unknown backend {backend!r}", hint="use 'local' or 'ray'")
     if not models:
         raise InvalidOptionsError("no models given")
-    paths = [str(p) for p in discover(inputs, recursive=recursive, include_audio=include_audio)]
+    paths = [str(p) for p in discover(inputs, recursive=recursive, include_audio=include_audio,
+                                      include_images=any("image" in _card(m).modalities for m in models))]
     out = Path(output).expanduser().resolve()
     if str(out) in paths:
         raise InvalidOptionsError(f"the output {out} is also an input")

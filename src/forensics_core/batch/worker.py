@@ -55,14 +55,19 @@ def detector_class(spec: str | type[Detector]) -> type[Detector]:
     return get_host().registry.get(spec).detector_class()
 
 
-def _card_id(spec: ModelSpec) -> str:
+def _card(spec: ModelSpec):
+    """A model's card without loading it (and, for an id, without importing its code)."""
     if isinstance(spec, Detector):
-        return spec.card.id
+        return spec.card
     if isinstance(spec, str) and ":" not in spec:
         from ..plugins import get_host
 
-        return get_host().registry.get(spec).card.id  # no import of the detector's code
-    return detector_class(spec).card.id
+        return get_host().registry.get(spec).card
+    return detector_class(spec).card
+
+
+def _card_id(spec: ModelSpec) -> str:
+    return _card(spec).id
 
 
 def load_detectors(models: Sequence[ModelSpec], load_kwargs: dict[str, Any] | None = None,

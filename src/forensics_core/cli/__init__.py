@@ -12,6 +12,8 @@ from .analyze import analyze
 from .batch import evaluate_command, scan_command
 from .common import exit_code_for, parse_option_pairs
 from .info import models, plugins, schema
+from .report import report
+from .serve import serve
 from .weights import convert, pull
 
 
@@ -27,9 +29,10 @@ def main(log_level: str, log_format: str) -> None:
 
 
 
-for _command in (models, plugins, schema, pull, convert, analyze):
+for _command in (models, plugins, schema, pull, convert, analyze, report):
     main.add_command(_command)
 main.add_command(scan_command, "scan")
 main.add_command(evaluate_command, "evaluate")
+main.add_command(serve, "serve")
 
 __all__ = ["main", "EXIT_USAGE", "exit_code_for", "parse_option_pairs"]

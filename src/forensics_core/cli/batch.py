@@ -119,31 +119,41 @@ def scan_command(inputs, models, output, as_json, **kwargs) -> None:
 @click.command("evaluate")
 @click.argument("labels", type=click.Path(exists=True), metavar="LABELS")
 @click.option("--results", type=click.Path(exists=True, dir_okay=False),
-              help="An existing scan JSONL to evaluate (else LABELS' files are scanned into OUTPUT_DIR/results.jsonl).")
-@click.option("--output-dir", required=True, type=click.Path(file_okay=False),
-              help="Where report.json, report.md, roc.png and pr.png go.")
+              help="An existing scan JSONL to evaluate (else LABELS' files are scanned, into OUTPUT_DIR/results.jsonl if given).")
+@click.option("--output-dir", type=click.Path(file_okay=False),
+              help="Also write report.json, report.md, roc.svg and pr.svg (and the scan's results.jsonl) here.")
+@click.option("--segments", type=click.Path(exists=True, dir_okay=False),
+              help="Ground-truth fake segments, JSON {file name: [[start_s, end_s], ...]}: adds localisation AP/AR.")
 @click.option("--model", "-m", "models", multiple=True, help="Detector id for the scan (repeatable; default LIPFD-V1).")
 @click.option("--threshold", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="Score at or above which a video is called fake.")
 @click.option("--detector", help="Whose rows to score: a detector id or 'combined' (default: the only one, else combined).")
 @_common_options
-def evaluate_command(labels, results, output_dir, models, threshold, detector, as_json, **kwargs) -> None:
-    """Score detectors against labels: a folder with 0_real/ and 1_fake/, or a path,label CSV."""
+def evaluate_command(labels, results, output_dir, segments, models, threshold, detector, as_json, **kwargs) -> None:
+    """Score detectors against labels: a folder with 0_real/ and 1_fake/, or a path,label CSV.
+
+    The summary metrics are printed; --output-dir also writes the report files.
+    """
     def body() -> int:
         from pathlib import Path
 
         from ..batch.evaluate import evaluate
+        from ..batch.evaluate_files import misclassified
 
         models_ = list(dict.fromkeys(models or ("LIPFD-V1",)))
         scan_kwargs = {} if results else _scan_kwargs(models_, **kwargs)
         report = evaluate(labels, results=results, models=None if results else models_, output_dir=output_dir,
-                          threshold=threshold, detector=detector, **scan_kwargs)
+                          threshold=threshold, detector=detector, segments=segments, **scan_kwargs)
         video = report.video.summary
+        loc = report.localisation
         if as_json:
-            click.echo(json.dumps({"output_dir": str(Path(output_dir).resolve()), "detector_ids": report.detector_ids,
+            click.echo(json.dumps({"output_dir": str(Path(output_dir).resolve()) if output_dir else None,
+                                   "detector_ids": report.detector_ids,
                                    "coverage": report.coverage, "counts": report.counts.model_dump(),
                                    "video": video.model_dump(),
-                                   "window": report.window.summary.model_dump() if report.window else None}))
+                                   "window": report.window.summary.model_dump() if report.window else None,
+                                   "misclassified": [v.media_path for v in misclassified(report)],
+                                   **({"localisation": loc.model_dump()} if loc else {})}))
         else:
             fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
             c = report.counts
@@ -151,7 +161,13 @@ def evaluate_command(labels, results, output_dir, models, threshold, detector, a
                        f"{c.abstained} abstained, {c.error} error, {c.missing} missing, {c.unlabeled} unlabeled")
             click.echo(f"ROC AUC {fmt(video.roc_auc)}  AP {fmt(video.ap)}  accuracy {fmt(video.acc)}  "
                        f"balanced {fmt(video.balanced_acc)}  EER {fmt(video.eer)}  at threshold {threshold}")
-            click.echo(f"report: {Path(output_dir).resolve() / 'report.md'}")
+            click.echo(f"misclassified at threshold {threshold}: {video.fp} real called fake, {video.fn} fake called real")
+            if loc:
+                click.echo("localisation AP@IoU " + "  ".join(f"{k}: {fmt(v)}" for k, v in loc.ap.items())
+                           + "  (textbook " + "  ".join(f"{k}: {fmt(v)}" for k, v in loc.ap_textbook.items()) + ")")
+                click.echo("localisation AR@N   " + "  ".join(f"{k}: {fmt(v)}" for k, v in loc.ar.items()))
+            if output_dir:
+                click.echo(f"report: {Path(output_dir).resolve() / 'report.md'}")
         return EXIT_MEDIA if report.counts.error else EXIT_OK
 
     _guarded(body)

@@ -57,9 +57,10 @@ class MediaInfo:
         pix_fmt: pixel format of the video stream (``yuv420p``, ``yuv420p10le``).
         audio_sample_rate: Hz. audio_channels: from the channel layout ffmpeg prints
             (``mono`` 1, ``stereo`` 2, ``5.1`` 6, ``N channels`` N ...).
-        still_image: the file is a single image (png, jpeg, ... demuxed by an image
-            demuxer). Counted as video with ``frame_count`` 1 and no duration/fps, so a
-            video detector reports ``too_short`` rather than ``no_video_stream``.
+        still_image: the file is a single image (png, jpeg, webp ... demuxed by an image
+            demuxer). ``has_video`` stays true (decoders read it as one frame, with
+            ``frame_count`` 1 and no duration/fps) but its ``modalities`` are ``{"image"}``:
+            a detector that needs motion abstains on it.
         exact: ``True`` when produced by ``probe(exact=True)``: then ``frame_count`` is
             counted and ``video_duration`` / ``audio_duration`` are measured from packet
             timestamps (without decoding). Otherwise those two are ``None``.
@@ -88,7 +89,13 @@ class MediaInfo:
 
     @property
     def modalities(self) -> frozenset[str]:
-        """``{"video"}``, ``{"audio"}`` or both: what a detector can work with."""
+        """What a detector can work with: ``{"image"}`` for a still image, else ``video`` and/or ``audio``.
+
+        A still image is not a one-frame video: it has no motion, so a detector that
+        needs video abstains on it (see :mod:`forensics_core.modalities`).
+        """
+        if self.still_image:
+            return frozenset({"image"})
         return frozenset(m for m, present in (("video", self.has_video), ("audio", self.has_audio)) if present)
 
     @property

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from forensics_core import evidence_images
 from forensics_core.detector import Detector, resolve_device
 from forensics_core.errors import InvalidOptionsError
 from forensics_core.logs import get_logger
@@ -22,6 +23,7 @@ from forensics_core.progress import current as current_progress
 from forensics_core.results import DetectionResult, label_for
 from forensics_core.segments import segments_from_windows
 
+from .evidence import offer_batch
 from .options import LipFDOptions
 from .pipeline import open_video
 from .verdicts import decide, face_tracks, window_fields
@@ -100,14 +102,10 @@ class LipFDDetector(Detector):
             net = LipFDNet(arch)
         check_compatible(net, state, path)
         net.load_state_dict(state, strict=True, assign=True)
-        net.prepare()  # eval, no grad, BatchNorm folded into the convolutions (in fp32, before any dtype change)
-        if precision != "fp32":
-            dtype = getattr(torch, DTYPES[precision])
-            net.encoder.to(dtype)
-            net.backbone.to(dtype)
-            net.backbone.get_weight.float()  # the small heads stay in fp32
-            net.backbone.fc.float()
-        if dev != "cpu" or precision != "fp32":  # the fused fp32 CPU path needs no weight copies
+        del state
+        # eval, no grad, BatchNorm and QuickGELU folded, towers converted once to the precision's dtype
+        net.prepare(getattr(torch, DTYPES[precision]))
+        if dev != "cpu":  # the fused oneDNN CPU path reorders weights itself; cuDNN wants channels-last
             net.backbone.to(memory_format=torch.channels_last)
         self.net = net.to(dev)
         self.device, self.precision, self.weights_path = dev, precision, os.fspath(path)
@@ -147,12 +145,18 @@ class LipFDDetector(Detector):
                     global_in, crops = window_tensors(
                         batch.images, window_len=L, distinct_frame_crops=options.resolved("distinct_frame_crops"),
                         antialias=options.antialias, face_crop=options.face_crop, lip_crop=options.lip_crop)
-                batch.images.clear()
+                keep = evidence_images.wanted()  # a report is being made: offer the images once scored
+                if not keep:
+                    batch.images.clear()
                 logits, weights, timings_model = self._infer(global_in, crops, options.batch_size)
                 del global_in, crops
                 for name, seconds in timings_model.items():
                     timer.add(name, seconds)
                 scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+                if keep:
+                    offer_batch(self.card.id, path, batch.spans, batch.images, scores,
+                                batch.faces if framing.framing == "face" else None)
+                    batch.images.clear()
                 for b, (span, wf) in enumerate(zip(batch.spans, batch.faces)):
                     row = self._window_row(span, float(logits[b]), float(scores[b]), weights[b], fps, threshold)
                     rows.append({**row, **window_fields(wf, framing)})
@@ -191,6 +195,14 @@ class LipFDDetector(Detector):
             windows_with_face=0, warnings=video.warnings, device=self.device, precision=self.precision,
             timings=video.timings, media=video.media,
             options={**options.model_dump(mode="json"), "framing_used": video.framing.framing})
+
+    def evidence(self, media_path, result, *, windows=None):
+        """The window images (mel strip over the frames) of ``result``'s windows, recomputed without the model."""
+        from forensics_core.media import validate_path
+
+        from .evidence import window_images
+
+        return window_images(validate_path(media_path), result, windows)
 
     @staticmethod
     def _window_row(span, logit: float, score: float, weights, fps: float, threshold: float) -> dict[str, Any]:
