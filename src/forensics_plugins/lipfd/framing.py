@@ -136,7 +136,7 @@ def find_window_faces(path, starts: list[int], window_len: int, fps: float | Non
     With ``framing=full`` a face model that cannot load is a warning (faces are only
     reported); with ``face`` or ``auto`` it is the error (``face_model_unavailable``).
     """
-    from forensics_core.errors import FaceModelError
+    from forensics_core.errors import FaceModelError, MediaProcessingError
     from forensics_core.media.faces import find_faces
 
     frames = sorted({f for s in starts for f in (s, s + window_len - 1)})
@@ -147,6 +147,9 @@ def find_window_faces(path, starts: list[int], window_len: int, fps: float | Non
             raise
         warnings.append(f"faces were not looked for: {exc.message}")
         return None, FramingPlan("full", "full", {}, [], "the face model is unavailable")
+    if frames and not faces.frames:  # not "no face": no picture at all, which is the file's fault
+        raise MediaProcessingError("decode_failed", f"{path}: none of the frames {frames[0]}..{frames[-1]} could be decoded",
+                                   path=path)
     warnings.extend(faces.notes)
     return faces, plan(options.framing, faces.tracks, starts, window_len, faces.frame_size, options.max_faces)
 
