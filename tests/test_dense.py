@@ -26,7 +26,7 @@ def test_dense_with_spread_starts_equals_the_reference(lipfd, v1_expected):
     assert d["score"] == pytest.approx(np.mean(d["metrics"]["window_scores"]))  # the video score: mean of the windows
     assert d["score"] == pytest.approx(v1_expected["mean_score"], abs=SCORE_TOL)
     assert d["options"]["sampling"] == "dense" and d["options"]["stride"] == 16
-    assert rec.stages() == ["probe", "audio", "frames+model"]
+    assert rec.stages() == ["probe", "faces", "audio", "frames+model"]
     assert [e for e in rec.events if e[0] == "stage"][-1] == ("stage", "frames+model", 150, "frame")
     assert rec.advanced("frames+model") == 150  # frames reached, up to the last (after the last window's)
     # windows 16 frames apart do not touch: every window at or above a threshold is a segment of its own
@@ -39,7 +39,7 @@ def test_dense_default_stride_covers_every_frame_and_merges_touching_windows(lip
     from media_corpus import make_clip
 
     clip = make_clip(tmp_path / "touching.mp4", seconds=1.2, size=(160, 120))  # 30 frames: 6 windows of 5
-    result = lipfd.analyze(clip, sampling="dense").to_dict()
+    result = lipfd.analyze(clip, sampling="dense", framing="full").to_dict()  # a drawn face: the whole frame
     windows = result["windows"]
     assert [(w["start_frame"], w["end_frame"]) for w in windows] == [(5 * i, 5 * i + 4) for i in range(6)]
     assert windows[-1]["end_time"] == pytest.approx(1.2) and result["frames_analyzed"] == 30

@@ -24,20 +24,6 @@ from media_corpus import ffmpeg
 WINDOW_EDGES = sorted({f for s in np.linspace(0, FRAMES - 5 - 1, 10).astype(int) for f in (s, s + 4)})
 
 
-@pytest.fixture(scope="session")
-def face_clip(tmp_path_factory):
-    """``face_clip(name)``: the composed clip ``name`` of face_clips.CLIPS, made once per session."""
-    folder = tmp_path_factory.mktemp("face_clips")
-    made: dict[str, Path] = {}
-
-    def get(name: str) -> Path:
-        if name not in made:
-            made[name] = make_face_clip(folder / f"{name}.mp4", CLIPS[name])
-        return made[name]
-
-    return get
-
-
 def check_track(track, layer: Layer, min_iou: float = 0.5) -> None:
     for frame, face in zip(track.frames, track.faces):
         assert iou(face.box, layer.face_box(frame)) >= min_iou, (frame, face.box, layer.face_box(frame))
@@ -91,7 +77,7 @@ def test_a_face_model_that_cannot_load_is_a_typed_error_naming_the_package(case,
     elif case == "damaged_file":
         real = Path(__import__("forensics_core.media.faces.mtcnn", fromlist=["model_files"]).model_files()["pnet"]).parent
         files = {n: (real / n).read_bytes() for n in ("pnet.onnx", "rnet.onnx", "onet.onnx")}
-        files["onet.onnx"] = files["onet.onnx"][:5000]
+        files["onet.onnx"] = files["onet.onnx"][:5000]  # truncated: refused by its SHA-256, before OpenCV parses it
         env["PYTHONPATH"] = str(_fake_package(tmp_path, files))
     elif case == "unknown_model":
         env["FORENSICS_FACE_MODEL"] = "retinaface"

@@ -145,7 +145,8 @@ def test_ensemble_abstains_on_missing_modality_and_combines_ok_rows(fakes, media
 
 @pytest.mark.slow
 def test_ensemble_with_lipfd(fakes, lipfd, media_corpus, good_clip):
-    reports = list(run_ensemble([forensics_core.load_model("FAKE-VISUAL"), lipfd], [media_corpus["video_only"], good_clip]))
+    reports = list(run_ensemble([forensics_core.load_model("FAKE-VISUAL"), lipfd], [media_corpus["video_only"], good_clip],
+                                options={"LIPFD-V1": {"framing": "full"}}))  # a drawn face: the whole-frame path
     silent, normal = reports
     assert silent.results[1].status == "abstained" and silent.results[1].abstain_reason == "no audio track"
     assert silent.combined.detectors_used == ["FAKE-VISUAL"]

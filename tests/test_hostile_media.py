@@ -17,6 +17,11 @@ The model runs with ``n_extract=1`` (one window, frames 0-4: the same window wha
 a few seconds on a CPU; the media handling is the same. That the *last* window of every
 valid file decodes too (frame F-2: the end of each stream) is checked on the
 preprocessing alone, without the model, with ``n_extract=3``.
+
+The corpus is synthetic (a drawn face no face detector finds), so LIPFD-V1 runs here with
+``framing=full``: the whole-frame path, whose decoding these cases test. With the default
+``auto`` it would abstain (``no_face``) on every file; faces have their own tests
+(test_faces.py, test_lipfd_faces.py).
 """
 from __future__ import annotations
 
@@ -235,7 +240,7 @@ def cli_batch(media_corpus, corpus_before, standin_checkpoint, tmp_path_factory)
     with open(stdout, "wb") as fo, open(stderr, "wb") as fe:
         proc = subprocess.Popen(
             cli(*paths, "--model", "LIPFD-V1", "--weights", str(standin_checkpoint), "--device", "cpu",
-                "--option", f"n_extract={N}", "--json", "--quiet"),
+                "--option", f"n_extract={N}", "--option", "framing=full", "--json", "--quiet"),
             stdin=subprocess.DEVNULL, stdout=fo, stderr=fe, cwd=cwd,
             env=clean_env(tmp, FORENSICS_HOME=str(base / "home")),
         )
@@ -263,7 +268,7 @@ def corpus_run(request, lipfd, media_corpus, corpus_root, corpus_before, tmp_pat
         for case, path in media_corpus.items():
             started = time.perf_counter()
             try:
-                run.outcomes[case] = lipfd.analyze(path, n_extract=N)
+                run.outcomes[case] = lipfd.analyze(path, n_extract=N, framing="full")
             except Exception as exc:  # noqa: BLE001 - kept, and judged by the tests below
                 run.outcomes[case] = exc
             run.seconds[case] = time.perf_counter() - started
@@ -309,7 +314,7 @@ def test_preprocessing_decodes_every_valid_stream_to_its_end(media_corpus, case,
 
     for var in LIMIT_VARS:
         monkeypatch.delenv(var, raising=False)
-    prepared = prepare(media_corpus[case], LipFDOptions(n_extract=N_PREP))
+    prepared = prepare(media_corpus[case], LipFDOptions(n_extract=N_PREP, framing="full"))
     assert len(prepared.images) == N_PREP and prepared.spans[0].start_frame == 0
     assert prepared.spans[-1].end_frame == prepared.frame_count - 2
     assert all(s.mel_end > s.mel_begin for s in prepared.spans)
@@ -368,7 +373,7 @@ def test_relative_hostile_names(lipfd, corpus_run, media_corpus, tmp_path, monke
         monkeypatch.delenv(var, raising=False)
     ref = window_scores(corpus_run.outcomes["unicode_name"])
     for name in names:
-        result = lipfd.analyze(name, n_extract=N)
+        result = lipfd.analyze(name, n_extract=N, framing="full")
         assert result.status == "ok" and Path(result.media_path) == (work / name).resolve()
         np.testing.assert_allclose(window_scores(result), ref, atol=1e-6, rtol=0, err_msg=name)
     assert sorted(os.listdir(work)) == sorted(names)
@@ -432,7 +437,7 @@ def test_resource_caps(lipfd, media_corpus, monkeypatch, tmp_path, var, value, c
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.chdir(tmp_path)
     with pytest.raises(MediaProcessingError) as info:
-        lipfd.analyze(media_corpus[case], n_extract=N)
+        lipfd.analyze(media_corpus[case], n_extract=N, framing="full")
     assert info.value.code == code, info.value.message
     assert var in info.value.hint  # the hint names the variable to raise
     assert os.listdir(tmp_path) == []
@@ -446,7 +451,7 @@ def test_threads_share_one_detector_and_match_serial_runs(lipfd, corpus_run, med
     """Decoding runs in parallel, the forward passes take turns (the detector's lock)."""
     cases = ["good", "h264_mov", "vp9_opus_webm"]
     with ThreadPoolExecutor(max_workers=len(cases)) as pool:
-        futures = {case: pool.submit(lipfd.analyze, media_corpus[case], n_extract=N) for case in cases}
+        futures = {case: pool.submit(lipfd.analyze, media_corpus[case], n_extract=N, framing="full") for case in cases}
         results = {case: f.result(timeout=600) for case, f in futures.items()}
     for case, result in results.items():
         serial = corpus_run.outcomes[case]
@@ -463,7 +468,7 @@ def test_two_processes_on_the_same_file(corpus_run, media_corpus, standin_checkp
     cwd.mkdir()
     env = clean_env(tmp, FORENSICS_HOME=str(tmp_path / "home"))
     cmd = cli(str(path), "--model", "LIPFD-V1", "--weights", str(standin_checkpoint), "--device", "cpu",
-              "--option", f"n_extract={N}", "--json", "--quiet")
+              "--option", f"n_extract={N}", "--option", "framing=full", "--json", "--quiet")
     procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=env)
              for _ in range(2)]
     try:

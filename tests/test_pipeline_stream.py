@@ -1,6 +1,10 @@
 """LIPFD-V1's streaming data path (no model): audio streamed into the mel, frames transformed
 as decoded, windows in batches, dense plans, stream offsets, caps checked on decoded data,
-and memory bounded whatever the input's length or resolution (issue 14 items 2, 3, 15)."""
+and memory bounded whatever the input's length or resolution (issue 14 items 2, 3, 15).
+
+The clips made here show a drawn face that no face detector finds: they run with
+``framing="full"`` (the whole-frame path this file tests; with the default ``auto``
+LIPFD-V1 would abstain with ``no_face`` before decoding anything)."""
 from __future__ import annotations
 
 import json
@@ -176,12 +180,12 @@ def test_audio_decoding_stops_at_the_cap_whatever_the_header(clips):
     path = clips["audio_lie"]
     assert probe(path).duration == pytest.approx(2.0)
     with pytest.raises(MediaProcessingError) as info:
-        prepare(path, LipFDOptions(), Limits(max_duration_s=60))
+        prepare(path, LipFDOptions(framing="full"), Limits(max_duration_s=60))
     assert info.value.code == "duration_exceeds_limit" and "FORENSICS_MAX_DURATION_S" in info.value.hint
     decoded = float(info.value.message.split("more than ")[1].split(" s")[0])
     assert 60 < decoded < 75, info.value.message  # stopped within a chunk of the cap, not after 600 s
     with pytest.raises(MediaProcessingError) as info:  # without the cap: 2 s of video against 600 s of audio
-        prepare(path, LipFDOptions())
+        prepare(path, LipFDOptions(framing="full"))
     assert info.value.code == "stream_mismatch"
 
 
@@ -190,9 +194,9 @@ def test_frames_beyond_the_header_count_against_the_cap(clips):
     path = clips["header_lie"]
     assert probe(path, limits=Limits(max_duration_s=60)).duration == pytest.approx(2.0)  # the header alone passes
     with pytest.raises(MediaProcessingError) as info:
-        prepare(path, LipFDOptions(), Limits(max_duration_s=60))
+        prepare(path, LipFDOptions(framing="full"), Limits(max_duration_s=60))
     assert info.value.code == "duration_exceeds_limit" and "15000 frames" in info.value.message
-    with open_video(path, LipFDOptions()) as video:  # within the default cap: analysed, and the lie reported
+    with open_video(path, LipFDOptions(framing="full")) as video:  # within the default cap: analysed, and the lie reported
         assert video.frame_count == 15000
         assert any("header says the media lasts 2.0 s" in w and "15000 frames" in w for w in video.warnings)
         assert any("audio track decodes to 600.0 s" in w for w in video.warnings)
@@ -202,7 +206,7 @@ def test_frames_beyond_the_header_count_against_the_cap(clips):
 
 
 def test_late_audio_is_put_on_the_video_timeline_with_a_warning(clips):
-    prepared = prepare(clips["late_audio"], LipFDOptions(n_extract=8))
+    prepared = prepare(clips["late_audio"], LipFDOptions(n_extract=8, framing="full"))
     lead = prepared.media["audio_lead_s"]
     assert 3.9 < lead < 4.0  # 4 s, less the AAC encoder's priming (played too)
     warning = next(w for w in prepared.warnings if "after the first video frame" in w)
@@ -214,7 +218,7 @@ def test_late_audio_is_put_on_the_video_timeline_with_a_warning(clips):
 
 
 def test_early_audio_is_cut_to_the_first_frame_with_a_warning(clips):
-    prepared = prepare(clips["late_video"], LipFDOptions(n_extract=4))
+    prepared = prepare(clips["late_video"], LipFDOptions(n_extract=4, framing="full"))
     assert prepared.media["audio_lead_s"] == pytest.approx(-3.0, abs=0.01)
     assert any("3.00 s before the first video frame" in w and "dropped" in w for w in prepared.warnings)
     assert prepared.audio_seconds == pytest.approx(5.0, abs=0.1)
@@ -293,7 +297,7 @@ def test_batches_stream_the_same_images_as_one_batch_with_and_without_a_thread()
 
 
 def test_dense_windows_touch_and_frames_are_decoded_once(clips):
-    with open_video(clips["touching"], LipFDOptions(sampling="dense")) as video:
+    with open_video(clips["touching"], LipFDOptions(sampling="dense", framing="full")) as video:
         assert video.frame_count == 30 and [s.start_frame for s in video.spans] == [0, 5, 10, 15, 20, 25]
         spans = [s for b in video.batches(prefetch=1) for s in b.spans]
         assert video.reader.stats.frames_decoded == 30 and video.reader.stats.seeks == 0
@@ -304,7 +308,7 @@ def test_closing_midway_stops_the_decoding_thread(clips):
     import threading
 
     before = {t.name for t in threading.enumerate()}
-    with open_video(clips["touching"], LipFDOptions(sampling="dense", window_batch=1)) as video:
+    with open_video(clips["touching"], LipFDOptions(sampling="dense", window_batch=1, framing="full")) as video:
         batches = video.batches(prefetch=1)
         next(batches)
     assert not any(t.name == "lipfd-frames" for t in threading.enumerate()) and "lipfd-frames" not in before
@@ -316,7 +320,7 @@ _PEAK = textwrap.dedent("""
     import json, resource, sys
     from forensics_plugins.lipfd.options import LipFDOptions
     from forensics_plugins.lipfd.pipeline import prepare
-    p = prepare(sys.argv[1], LipFDOptions())
+    p = prepare(sys.argv[1], LipFDOptions(framing="full"))
     print(json.dumps({"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                       "windows": len(p.images), "warnings": p.warnings}))
 """)

@@ -135,7 +135,7 @@ def test_cli_shows_the_stages_of_one_file_on_a_terminal_only(standin_checkpoint,
     result = json.loads(stdout)  # stdout holds the result only, on a terminal too
     assert [w["start_frame"] for w in result["windows"]] == [0, 70, 140]
     if tty:
-        for stage in ("probe", "audio", "frames+model"):
+        for stage in ("probe", "faces", "audio", "frames+model"):
             assert f"v1.mp4: {stage}" in text, text[-2000:]
         assert "/150" in text and "frame" in text  # frames done of the 150, with tqdm's rate and ETA
         assert "<" in text  # tqdm's [elapsed<remaining]

@@ -22,6 +22,7 @@ ABSTAIN_REASONS: dict[str, str] = {
     "no_video_stream": "no video stream",
     "still_image": "a still image has no motion and no sound",
     "no_image": "not a still image",
+    "no_face": "no face was found",
 }
 
 

@@ -64,6 +64,24 @@ class Window(BaseModel):
     end_time: float = Field(description="seconds, end of the last frame")
     score: float = Field(ge=0.0, le=1.0)
     prediction: Label
+    track: int | None = Field(default=None, description="the face track this window was analysed on (result['faces']); "
+                              "None when no face was tracked in it or the detector does not look for faces")
+    face_box: list[float] | None = Field(default=None, description="[x0, y0, x1, y1] of that face on the window's "
+                                         "first frame, in source pixels of the displayed (rotation-applied) frame")
+
+
+class FaceTrack(BaseModel):
+    """One face followed through a video (the host's face stage), and what a detector concluded about it."""
+
+    model_config = ConfigDict(extra="forbid")
+    track: int = Field(description="stable id within the result: 0, 1, ... by first appearance, then left to right")
+    score: float | None = Field(default=None, ge=0.0, le=1.0, description="P(fake) of this face; None when it was not analysed on its own")
+    prediction: Label | None = None
+    frames: list[int] = Field(default_factory=list, description="frames on which the face was detected")
+    boxes: list[list[float]] = Field(default_factory=list, description="[x0, y0, x1, y1] per frame, source pixels")
+    landmarks: list[list[list[float]]] = Field(default_factory=list, description="per frame, 5 [x, y] points: "
+                                               "left eye, right eye, nose tip, left and right mouth corners (image-left first)")
+    windows: list[int] = Field(default_factory=list, description="indices of the windows analysed on this face")
 
 
 class ErrorInfo(BaseModel):
@@ -140,6 +158,8 @@ class DetectionResult(BaseModel):
     abstain_code: str | None = Field(default=None, description="why the detector abstained, for scripts: no_face, "
                                      "still_image, no_audio_track, no_video_stream, ...")
     error: ErrorInfo | None = None
+    faces: list[FaceTrack] | None = Field(default=None, description="the face tracks the detector saw (None: it does not look for faces)")
+    windows_with_face: int | None = Field(default=None, description="how many of the windows had a tracked face (None: not looked for)")
     warnings: list[str] = Field(default_factory=list)
     media: dict[str, Any] | None = None
     weights: WeightsInfo | None = None
@@ -191,8 +211,13 @@ class DetectionResult(BaseModel):
         return key in type(self).model_fields
 
     @classmethod
-    def scored(cls, *, score: float, window_scores: list[float], threshold: float = DEFAULT_THRESHOLD, **fields: Any) -> DetectionResult:
-        """Build an ``ok`` result from a video score and its per-unit scores (normalisation lives here)."""
+    def scored(cls, *, score: float, window_scores: list[float], threshold: float = DEFAULT_THRESHOLD,
+               window_indices: list[int] | None = None, **fields: Any) -> DetectionResult:
+        """Build an ``ok`` result from a video score and its per-unit scores (normalisation lives here).
+
+        ``window_indices``: the units' indices when they are not 0, 1, 2 ... (windows left unscored).
+        """
+        indices = range(len(window_scores)) if window_indices is None else window_indices
         return cls(
             status="ok",
             score=score,
@@ -200,7 +225,7 @@ class DetectionResult(BaseModel):
             confidence=confidence_for(score, threshold),
             threshold=threshold,
             frame_predictions=[
-                FramePrediction(index=i, score=s, prediction=label_for(s, threshold)) for i, s in enumerate(window_scores)
+                FramePrediction(index=i, score=s, prediction=label_for(s, threshold)) for i, s in zip(indices, window_scores)
             ],
             metrics=Metrics(final_average_score=score, window_scores=list(window_scores)),
             **fields,

@@ -12,10 +12,11 @@ otherwise the file is read sequentially.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import numpy as np
 
-from ..errors import reading_media
+from ..errors import MediaProcessingError, reading_media
 from ..logs import get_logger
 
 log = get_logger("forensics.media.frames")
@@ -80,31 +81,53 @@ class _Cursor:
         return True
 
 
-def read_frames(path: str | os.PathLike, indices, *, seek: bool = True) -> dict[int, np.ndarray]:
-    """The BGR frames at ``indices`` that can be decoded, keyed by index (missing ones are left out)."""
+def iter_frames(path: str | os.PathLike, indices, *, seek: bool = True, limits=None) -> Iterator[tuple[int, np.ndarray]]:
+    """``(index, BGR frame)`` for each of ``indices`` that can be decoded, in order, one at a time.
+
+    Only the frame being handed out is held, so memory does not grow with the number
+    of frames or their size (a 7000x7000 frame is 147 MB). A decoded frame larger than
+    ``limits.max_pixels`` (default: the environment's caps) is ``resolution_exceeds_limit``,
+    whatever the header said.
+    """
+    from .limits import Limits
+
+    max_pixels = (limits or Limits.from_env()).max_pixels
     wanted = sorted({int(i) for i in indices if int(i) >= 0})
-    frames: dict[int, np.ndarray] = {}
     if not wanted:
-        return frames
+        return
     with reading_media(path):
         cursor = _Cursor(path)
         if cursor.cap is None:
-            return frames
+            return
         try:
             for index in wanted:
                 if index < cursor.position:  # after a failed seek, only earlier frames can be behind us
                     cursor.restart()
+                frame = None
                 if seek and cursor.can_seek and index - cursor.position > SEQUENTIAL_GAP:
                     frame = cursor.seek(index)
-                    if frame is not None:
-                        frames[index] = frame
+                if frame is None:
+                    if not cursor.advance_to(index):
+                        break
+                    ok, frame = cursor.cap.read()
+                    cursor.position += 1
+                    if not ok:
                         continue
-                if not cursor.advance_to(index):
-                    break
-                ok, frame = cursor.cap.read()
-                cursor.position += 1
-                if ok:
-                    frames[index] = frame
+                _check_pixels(path, frame, max_pixels)
+                yield index, frame
         finally:
             cursor.cap.release()
-    return frames
+
+
+def _check_pixels(path, frame: np.ndarray, max_pixels: int | None) -> None:
+    if max_pixels is not None and frame.shape[0] * frame.shape[1] > max_pixels:
+        raise MediaProcessingError(
+            "resolution_exceeds_limit",
+            f"{os.fspath(path)}: a decoded frame is {frame.shape[1]}x{frame.shape[0]}, over the limit of {max_pixels} pixels",
+            path=path,
+        )
+
+
+def read_frames(path: str | os.PathLike, indices, *, seek: bool = True) -> dict[int, np.ndarray]:
+    """The frames of :func:`iter_frames` in a dict (small requests only: every frame is held)."""
+    return dict(iter_frames(path, indices, seek=seek))

@@ -27,6 +27,7 @@ from forensics_core.segments import segments_from_windows
 from .evidence import offer_batch
 from .options import LipFDOptions
 from .pipeline import open_video
+from .verdicts import decide, face_tracks, window_fields
 from .windows import SCALES, window_tensors
 
 log = get_logger("forensics.lipfd")
@@ -123,16 +124,20 @@ class LipFDDetector(Detector):
     def _analyze(self, path: os.PathLike, options: LipFDOptions) -> DetectionResult:
         """Windows flow from the pipeline a batch at a time; each batch goes through the model.
 
-        ``spread``: usually one batch of ``n_extract`` windows. ``dense``: a decoding
-        thread keeps one batch ready while the model runs the current one, so memory
-        holds two batches whatever the video's length; progress counts frames.
+        ``spread``: usually one batch of ``n_extract`` windows (times the faces analysed).
+        ``dense``: a decoding thread keeps one batch ready while the model runs the current
+        one, so memory holds two batches whatever the video's length; progress counts frames.
+        Before any frame is decoded, the host's face stage finds the faces of every window
+        and the framing is decided (framing.py); without a face, face/auto framing abstains.
         """
         progress = current_progress()
         dense = options.sampling == "dense"
         L = options.window_len
         rows: list[dict[str, Any]] = []
         with open_video(path, options) as video:
-            timer, fps, threshold = video.timer, video.fps, options.threshold
+            timer, fps, threshold, framing = video.timer, video.fps, options.threshold, video.framing
+            if not video.spans:
+                return self._no_face(path, options, video)
             if dense:
                 progress.stage("frames+model", total=video.frame_count, unit="frame")
             else:
@@ -141,7 +146,7 @@ class LipFDDetector(Detector):
             for i, batch in enumerate(video.batches(prefetch=1 if dense else 0, on_frame=frames_seen)):
                 if i == 0 and not dense:
                     frames_seen.active = False
-                    progress.stage("model", total=len(video.spans), unit="window")
+                    progress.stage("model", total=sum(len(u) for u in video.units.values()), unit="window")
                 with timer("window_build"):
                     global_in, crops = window_tensors(
                         batch.images, window_len=L, distinct_frame_crops=options.resolved("distinct_frame_crops"),
@@ -155,29 +160,49 @@ class LipFDDetector(Detector):
                     timer.add(name, seconds)
                 scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
                 if keep:
-                    offer_batch(self.card.id, path, batch.spans, batch.images, scores)
+                    offer_batch(self.card.id, path, batch.spans, batch.images, scores,
+                                batch.faces if framing.framing == "face" else None)
                     batch.images.clear()
-                for b, span in enumerate(batch.spans):
-                    rows.append(self._window_row(span, float(logits[b]), float(scores[b]), weights[b], fps, threshold))
+                for b, (span, wf) in enumerate(zip(batch.spans, batch.faces)):
+                    row = self._window_row(span, float(logits[b]), float(scores[b]), weights[b], fps, threshold)
+                    rows.append({**row, **window_fields(wf, framing)})
                 if not dense:
                     progress.advance(len(batch.spans))
             if dense:
                 frames_seen(video.frame_count)  # the frames after the last window are done too
             warnings, media, timings, mel_rate = video.warnings, video.media, video.timings, video.mel_rate
+            n_windows, faces = video.n_windows, video.faces
 
-        rows.sort(key=lambda r: r["index"])
-        scores = [r["score"] for r in rows]
-        score = float(np.mean(scores))
+        rows.sort(key=lambda r: (r["index"], -1 if r["track"] is None else r["track"]))
+        verdict = decide(rows, framing)
+        scored = {r["index"] for r in rows}
+        if faces is not None and framing.windows_with_face == 0:
+            warnings.append("no face was seen in any window: this verdict rests on the whole frame, not on lips (framing=full)")
+        elif len(scored) < n_windows:
+            warnings.append(f"{n_windows - len(scored)} of {n_windows} windows had no tracked face and were not scored")
+        deciding = [r for r in rows if framing.framing == "full" or r["track"] == verdict.deciding_track]
         return DetectionResult.scored(
-            score=score, window_scores=scores, threshold=threshold,
-            detector_id=self.card.id, detector_version=self.card.version, media_path=os.fspath(path),
+            score=verdict.score, window_scores=verdict.window_scores, window_indices=verdict.window_indices,
+            threshold=threshold, detector_id=self.card.id, detector_version=self.card.version, media_path=os.fspath(path),
             processing_time=sum(timings.values()),
             frames_analyzed=len({f for r in rows for f in range(r["start_frame"], r["end_frame"] + 1)}),
-            windows=rows, segments=segments_from_windows(rows, threshold),
+            windows=rows, segments=segments_from_windows(deciding, threshold),
+            faces=face_tracks(faces, framing, verdict, threshold), windows_with_face=framing.windows_with_face,
             warnings=warnings, device=self.device, precision=self.precision, timings=timings, media=media,
-            options={**options.model_dump(mode="json"), "mel_sample_rate": mel_rate,
+            options={**options.model_dump(mode="json"), "framing_used": framing.framing, "mel_sample_rate": mel_rate,
                      "distinct_frame_crops": options.resolved("distinct_frame_crops"), "stride": options.dense_stride if dense else options.stride},
         )
+
+    def _no_face(self, path: os.PathLike, options: LipFDOptions, video) -> DetectionResult:
+        """Face or auto framing and no face tracked in any window: no verdict (never a placeholder score)."""
+        return DetectionResult.abstained(
+            f"no face was tracked in any of the {video.n_windows} windows; LIPFD-V1 compares lips with speech, "
+            f"so there is nothing to judge (framing={options.framing})", code="no_face",
+            detector_id=self.card.id, detector_version=self.card.version, media_path=os.fspath(path),
+            processing_time=sum(video.timings.values()), faces=face_tracks(video.faces, video.framing, None, options.threshold),
+            windows_with_face=0, warnings=video.warnings, device=self.device, precision=self.precision,
+            timings=video.timings, media=video.media,
+            options={**options.model_dump(mode="json"), "framing_used": video.framing.framing})
 
     def evidence(self, media_path, result, *, windows=None):
         """The window images (mel strip over the frames) of ``result``'s windows, recomputed without the model."""

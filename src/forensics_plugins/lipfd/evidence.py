@@ -25,9 +25,11 @@ def options_of(result: dict[str, Any]) -> LipFDOptions:
     return LipFDOptions(**{k: v for k, v in recorded.items() if k in LipFDOptions.model_fields})
 
 
-def _caption(span) -> str:
+def _caption(span, face=None) -> str:
+    """What the image shows; ``face``: the face it is framed on (framing=face: one image per window and face)."""
+    shown = f", framed on face track {face.track}" if face is not None else ""
     return (f"frames {span.start_frame}-{span.end_frame} under mel columns {span.mel_begin}-{span.mel_end} "
-            f"({span.window_len * 500} x 1000 px)")
+            f"({span.window_len * 500} x 1000 px){shown}")
 
 
 def window_images(path: str | os.PathLike, result: dict[str, Any], indices: Sequence[int] | None = None,
@@ -54,12 +56,19 @@ def window_images(path: str | os.PathLike, result: dict[str, Any], indices: Sequ
                                  hint="the file changed since the analysis; analyse it again")
         video.spans = spans
         scores = {i: w.get("score") for i, w in wanted.items()}
-        return [EvidenceImage(span.index, image, _caption(span), "input", score=scores.get(span.index))
-                for batch in video.batches(transform=transform) for span, image in zip(batch.spans, batch.images)]
+        framed = video.framing.framing == "face"  # the face and its square are found again, as in the analysis
+        return [EvidenceImage(span.index, image, _caption(span, face if framed else None), "input", score=scores.get(span.index))
+                for batch in video.batches(transform=transform)
+                for span, image, face in zip(batch.spans, batch.images, batch.faces)]
 
 
 def offer_batch(detector_id: str, path: str | os.PathLike, spans: Iterable[Any], images: Iterable[Any],
-                scores: Iterable[float]) -> None:
-    """During an analysis: hand a scored batch's window images to the active capture (analyze --report)."""
-    offer(detector_id, path, [EvidenceImage(span.index, image, _caption(span), "input", score=float(score))
-                              for span, image, score in zip(spans, images, scores)])
+                scores: Iterable[float], faces: Iterable[Any] | None = None) -> None:
+    """During an analysis: hand a scored batch's window images to the active capture (analyze --report).
+
+    ``faces``: with face framing, the face each image is framed on (else None).
+    """
+    spans = list(spans)
+    faces = list(faces) if faces is not None else [None] * len(spans)
+    offer(detector_id, path, [EvidenceImage(span.index, image, _caption(span, face), "input", score=float(score))
+                              for span, image, score, face in zip(spans, images, scores, faces)])

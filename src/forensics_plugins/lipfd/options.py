@@ -38,6 +38,10 @@ class LipFDOptions(DetectorOptions):
     sampling: Literal["spread", "dense"] = Field("spread", description="'spread': n_extract windows spread over the video (the released code); 'dense': a window every `stride` frames over the whole video")
     stride: int | None = Field(None, ge=1, le=100000, description="dense sampling: frames from one window's start to the next; None = window_len (windows that touch)")
     window_batch: int = Field(10, ge=1, le=256, description="windows decoded, built and run through the model together (about 25 MB each in flight); bounds memory")
+    framing: Literal["auto", "full", "face"] = Field("auto", description="what each window shows: 'full' = the whole frame (the released preprocessing), "
+                                                     "'face' = a square around each tracked face framed like the training clips, "
+                                                     "'auto' = full when the face already sits there, else face; without a face, face/auto abstain (no_face)")
+    max_faces: int = Field(4, ge=1, le=16, description="face tracks analysed on their own at most (framing face/auto); the video's score is the maximum over them")
 
     @model_validator(mode="after")
     def _crop_bounds(self) -> LipFDOptions:

@@ -32,6 +32,7 @@ from forensics_core.errors import MediaProcessingError
 from forensics_core.progress import current as current_progress
 
 from . import audio as audio_mod
+from .framing import FramingPlan, WindowFace, find_window_faces
 from .options import LipFDOptions
 from .video import FrameReader, dense_starts, window_starts
 from .windows import WindowSpan, align, window_image
@@ -50,12 +51,13 @@ HEADER_LIE_RATIO = 1.5
 class WindowBatch:
     spans: list[WindowSpan]
     images: list[np.ndarray]  # BGR uint8 (1000, 500L, 3), one per span
+    faces: list[WindowFace | None] = field(default_factory=list)  # the face each image shows (framing.py)
 
 
 @dataclass
 class PreparedVideo:
-    images: list[np.ndarray]  # BGR uint8 (1000, 500L, 3), one per window
-    spans: list[WindowSpan]
+    images: list[np.ndarray]  # BGR uint8 (1000, 500L, 3), one per window (one per window and face, face framing)
+    spans: list[WindowSpan]  # the span of each image
     frame_count: int
     fps: float
     audio_seconds: float
@@ -63,6 +65,8 @@ class PreparedVideo:
     media: dict
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    faces: list[WindowFace | None] = field(default_factory=list)  # the face of each image
+    framing: FramingPlan | None = None
 
 
 class StageTimer:
@@ -115,9 +119,16 @@ class VideoWindows:
     """One video, planned: its windows, their mel, and the frames still to decode (see the module doc)."""
 
     def __init__(self, path, options: LipFDOptions, reader: FrameReader, info, *, frame_count: int, fps: float,
-                 spans: list[WindowSpan], mel: audio_mod.MelPower, mel_rate: int, audio_seconds: float,
-                 media: dict, warnings: list[str], timings: dict[str, float], timer: StageTimer):
+                 spans: list[WindowSpan], mel: audio_mod.MelPower | None, mel_rate: int, audio_seconds: float,
+                 media: dict, warnings: list[str], timings: dict[str, float], timer: StageTimer,
+                 framing: FramingPlan, faces=None, n_windows: int | None = None):
         self.path, self.options, self.reader, self.info = path, options, reader, info
+        self.framing, self.faces = framing, faces  # the plan, and the host's FaceTracks (None: not looked for)
+        self.n_windows = len(spans) if n_windows is None else n_windows  # every window planned, scored or not
+        self.units = {w: [] for w in range(self.n_windows)}
+        for w, wf in framing.units(self.n_windows):
+            self.units[w].append(wf)
+        spans = [s for s in spans if self.units.get(s.index)]  # face framing: windows without a face are not decoded
         self.frame_count, self.fps, self.spans = frame_count, fps, spans
         self.mel_rate, self.audio_seconds = mel_rate, audio_seconds
         self.media, self.warnings, self.timings, self.timer = media, warnings, timings, timer
@@ -154,6 +165,8 @@ class VideoWindows:
         ``on_frame(n)`` is told the position reached (frames 0..n-1 decoded or skipped),
         from that thread.
         """
+        if transform is None:
+            transform = self.framing.transform(self.spans, self.options.window_len)  # None: the 500x500 resize
         gen = self._batches(size or self.options.window_batch, transform, build or window_image, on_frame)
         if prefetch > 0:
             gen = _prefetched(gen, prefetch)
@@ -179,15 +192,20 @@ class VideoWindows:
                 on_frame(last + 1)
             while k < len(order) and order[k].end_frame <= last:
                 span = order[k]
-                with stage("window_build"):
-                    image = build(self._mel_rgba(span), [frames[span.start_frame + j] for j in range(L)])
-                batch.spans.append(span)
-                batch.images.append(image)
+                for wf in self.units[span.index]:  # one image per face (face framing), else one per window
+                    with stage("window_build"):
+                        shown = [frames[span.start_frame + j] for j in range(L)]
+                        if self.framing.framing == "face":
+                            shown = [f[(span.index, wf.track)] for f in shown]
+                        image = build(self._mel_rgba(span), shown)
+                    batch.spans.append(span)
+                    batch.images.append(image)
+                    batch.faces.append(wf)
                 k += 1
                 if k == len(order):  # every window has its image: before the last forward, free the mel and
                     self._slices, self.mel = None, None  # the decoder (FFmpeg's frame pools: ~0.5 GB at 7000x7000)
                     self.reader.close()
-                if len(batch.spans) == size:
+                if len(batch.spans) >= size:
                     yield batch
                     batch = WindowBatch([], [])
             keep = order[k].start_frame if k < len(order) else last + 1
@@ -363,7 +381,16 @@ def open_video(path: os.PathLike | str, options: LipFDOptions, limits=None) -> V
         frame_count = _frame_count(path, reader, fps, limits, warnings, stage)
         _check_video_duration(path, frame_count, fps, info, limits, warnings)
         starts = _plan_starts(path, frame_count, options, warnings)
+        progress.stage("faces", total=len({f for s in starts for f in (s, s + L - 1)}), unit="frame")
+        with stage("faces"):
+            faces, framing = find_window_faces(path, starts, L, fps, options, warnings, on_frame=progress.advance)
         media: dict[str, Any] = {}
+        if not framing.units(len(starts)):  # face framing and no face anywhere: nothing to score, no audio to decode
+            media = {**info.to_dict(), "frame_count": frame_count, "frame_count_source": reader.frame_count_source, "fps": fps}
+            return VideoWindows(path, options, reader, info, frame_count=frame_count, fps=fps, spans=[], mel=None,
+                                mel_rate=options.resolved("mel_sample_rate"), audio_seconds=0.0, media=media,
+                                warnings=warnings, timings=timings, timer=stage, framing=framing, faces=faces,
+                                n_windows=len(starts))
         mel, n, mel_rate = _audio(path, info, options, limits, warnings, media, stage)
         audio_s = n / mel_rate
         if fps > 0:
@@ -374,7 +401,8 @@ def open_video(path: os.PathLike | str, options: LipFDOptions, limits=None) -> V
         media = {**info.to_dict(), "frame_count": frame_count, "frame_count_source": reader.frame_count_source,
                  "fps": fps, "audio_seconds": audio_s, **media}
         return VideoWindows(path, options, reader, info, frame_count=frame_count, fps=fps, spans=spans, mel=mel,
-                            mel_rate=mel_rate, audio_seconds=audio_s, media=media, warnings=warnings, timings=timings, timer=stage)
+                            mel_rate=mel_rate, audio_seconds=audio_s, media=media, warnings=warnings, timings=timings, timer=stage,
+                            framing=framing, faces=faces)
     except BaseException:
         reader.close()
         raise
@@ -385,8 +413,10 @@ def prepare(path: os.PathLike | str, options: LipFDOptions, limits=None) -> Prep
     with open_video(path, options, limits) as video:
         images: list[np.ndarray] = []
         spans: list[WindowSpan] = []
-        for batch in video.batches(size=max(1, len(video.spans))):
+        faces: list[WindowFace | None] = []
+        for batch in video.batches(size=max(1, sum(len(u) for u in video.units.values()))):
             images += batch.images
             spans += batch.spans
+            faces += batch.faces
         return PreparedVideo(images, spans, video.frame_count, video.fps, video.audio_seconds, video.mel_rate,
-                             video.media, video.warnings, video.timings)
+                             video.media, video.warnings, video.timings, faces, video.framing)

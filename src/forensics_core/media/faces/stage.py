@@ -33,7 +33,8 @@ from .tracks import Track, certain_link, link
 
 log = get_logger("forensics.media.faces")
 
-FrameReader = Callable[[list[int]], dict[int, np.ndarray]]
+#: ``read(indices)`` yields ``(index, BGR frame)`` for the indices it can decode, in any order, one at a time
+FrameReader = Callable[[list[int]], Iterable[tuple[int, np.ndarray]]]
 #: bridges per call: twice as many as the frames asked for, and at least this many
 MIN_BRIDGE_BUDGET = 16
 
@@ -119,20 +120,22 @@ def _video_fps(path: str | os.PathLike) -> float:
 
 def find_faces(path: str | os.PathLike, frames: Iterable[int], *, fps: float | None = None,
                read: FrameReader | None = None, model: FaceModel | str | None = None,
-               bridge_budget: int | None = None) -> FaceTracks:
+               bridge_budget: int | None = None, on_frame: Callable[[int], None] | None = None) -> FaceTracks:
     """Detect faces on ``frames`` of the video at ``path`` (plus bridge frames) and follow them as tracks.
 
-    ``read(indices) -> {index: BGR frame}`` decodes frames (default
-    :func:`forensics_core.media.frames.read_frames`); an index missing from its
-    answer is a frame that could not be decoded, which is dropped, not fatal.
-    Boxes and landmarks are in the pixels of the decoded (displayed) frame.
+    ``read(indices)`` yields ``(index, BGR frame)`` pairs (default
+    :func:`forensics_core.media.frames.iter_frames`); each frame is searched as it
+    arrives and let go, so memory does not grow with the request. An index it does
+    not yield is a frame that could not be decoded: dropped, not fatal. Boxes and
+    landmarks are in the pixels of the decoded (displayed) frame. ``on_frame(1)`` is
+    called after each frame searched (progress; bridges come on top of the request).
     """
-    from ..frames import read_frames
+    from ..frames import iter_frames
 
     started = time.perf_counter()
     m = model if isinstance(model, FaceModel) else face_model(model)
     requested = sorted({int(f) for f in frames if int(f) >= 0})
-    read = read or (lambda indices: read_frames(path, indices))
+    read = read or (lambda indices: iter_frames(path, indices))
     if fps is None:
         fps = _video_fps(path)
     shared = _cache.get()
@@ -145,16 +148,18 @@ def find_faces(path: str | os.PathLike, frames: Iterable[int], *, fps: float | N
         todo = [i for i in indices if i not in store]
         if not todo:
             return
-        got = read(todo)
-        for i in todo:
-            image = got.get(i)
-            if image is None:
-                store[i] = None
+        wanted = set(todo)
+        for i, image in read(todo):
+            if i not in wanted or i in store:
                 continue
             entry["size"] = (int(image.shape[1]), int(image.shape[0]))
             store[i] = m.detect(image)
+            del image
             searched[0] += 1
-        got.clear()
+            if on_frame is not None:
+                on_frame(1)
+        for i in todo:
+            store.setdefault(i, None)  # not decodable
 
     search(requested)
     bridges: list[int] = []
