@@ -58,8 +58,6 @@ def cpu_ceilings(seconds: float = 1.5) -> dict[str, float]:
                 wbp = torch.ops.mkldnn._reorder_linear_weight(wb, M)
                 out["bf16_onednn"] = max(out["bf16_onednn"], _best(lambda: lp(xb, wb, bb, "none", [], ""), flops, share / 2),
                                          _best(lambda: lp(xb, wbp, bb, "none", [], ""), flops, share / 2))
-                del xb, wb, bb, wp, wbp
-            del x, w, b
     return {k: round(v, 1) for k, v in out.items()}
 
 
@@ -77,7 +75,6 @@ def cuda_ceilings(seconds: float = 1.5, device: str = "cuda") -> dict[str, float
                 b = torch.randn(n, n, device=device, dtype=dtype)
                 best = max(best, _best(lambda: torch.mm(a, b), 2.0 * n**3, seconds / len(CUDA_SHAPES),
                                        lambda: torch.cuda.synchronize(device)))
-                del a, b
             out[name] = round(best, 1)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = tf32

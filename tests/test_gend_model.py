@@ -124,3 +124,28 @@ def test_evidence_is_the_face_the_model_read(gend, g1_landmarks):
     assert not unloaded.loaded and image.window_index == 0 and image.kind == "input"
     assert np.array_equal(image.image, reference) and "p_fake" in image.caption
     assert unloaded.evidence(G1 / "input.png", result.to_dict(), windows=[5]) == []
+
+
+def test_auto_precision_and_weights_identity(gend_weights, g1_expected, g1_landmarks, tmp_path, monkeypatch):
+    """``precision="auto"`` resolves as for LIPFD-V1 (bf16 on a CPU with native bf16, else fp32), the
+    result names the choice, stays within LIPFD-V1's documented bf16 bound, and carries the weights' sha256."""
+    import hashlib
+
+    from forensics_core import load_model
+    from forensics_core.detector import resolve_precision
+
+    monkeypatch.setenv("FORENSICS_HOME", str(tmp_path / "home"))  # the hash record goes here, not to ~/.cache
+    detector = load_model("GEND-CLIP-L14", weights=gend_weights, device="cpu", precision="auto")
+    try:
+        result = detector.analyze(G1 / "input.png", landmarks=g1_landmarks)
+    finally:
+        detector.unload()
+    assert result.status == "ok" and result.precision == resolve_precision("auto", "cpu")
+    deviation = abs(result.score - g1_expected["p_fake"])
+    assert deviation <= (1e-2 if result.precision == "bf16" else 3e-5), deviation
+    digest = hashlib.sha256()
+    with open(gend_weights, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            digest.update(block)
+    assert result.weights is not None and result.weights.sha256 == digest.hexdigest()
+    assert result.weights.path == os.path.realpath(gend_weights) and result.weights.size == os.path.getsize(gend_weights)

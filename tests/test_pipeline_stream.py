@@ -8,6 +8,8 @@ LIPFD-V1 would abstain with ``no_face`` before decoding anything)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -173,6 +175,17 @@ def test_separate_audio_files_are_streamed_as_librosa_load_reads_them(clips):
         mel, n = audio.wav_mel(path, mel_rate=22050)
         assert n == y.size
         np.testing.assert_array_equal(mel.rgba(), audio.mel_image(audio.mel_db(y, 22050)))
+
+
+def test_separate_audio_file_with_a_name_that_is_not_utf8(tmp_path):
+    """libsndfile is handed /proc/self/fd/N, never the user's name: a Latin-1 name reads the same samples."""
+    odd = os.path.join(os.fsencode(tmp_path), b"voix-\xe9t\xe9.wav")
+    with open(V1 / "v1.wav", "rb") as src, open(odd, "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    mel, n = audio.wav_mel(odd, mel_rate=22050)
+    ref, n_ref = audio.wav_mel(V1 / "v1.wav", mel_rate=22050)
+    assert n == n_ref > 0
+    np.testing.assert_array_equal(mel.rgba(), ref.rgba())
 
 
 def test_audio_decoding_stops_at_the_cap_whatever_the_header(clips):

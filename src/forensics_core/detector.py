@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -152,6 +152,51 @@ def resolve_precision(precision: str | None, device: str) -> str:
             return "fp16"
         return "bf16" if device == "cpu" and cpu_has_native_bf16() else "fp32"
     return precision
+
+
+#: precision name -> torch dtype name, for every detector with torch weights
+PRECISION_DTYPES: dict[str, str] = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+
+
+def resolve_runtime(device: str | None, precision: str | None, detector_id: str) -> tuple[str, str]:
+    """The device and precision a detector loads with: ``auto`` resolved, impossible pairs refused
+    with a hint, emulated bf16 warned about (one rule for every detector)."""
+    import torch
+
+    dev = resolve_device(device)
+    precision = resolve_precision(precision, dev)
+    if precision not in PRECISION_DTYPES:
+        raise InvalidOptionsError(f"unknown precision {precision!r}", hint="use fp32, bf16, fp16 or auto")
+    if precision == "fp16" and not dev.startswith("cuda"):
+        raise InvalidOptionsError("fp16 runs on CUDA only", hint="use --precision bf16 on the CPU")
+    if dev.startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidOptionsError("device 'cuda' requested but torch sees no CUDA device", hint="use --device cpu or auto")
+    if precision == "bf16" and dev == "cpu" and not cpu_has_native_bf16():
+        # measured on an AVX2-only EPYC: about 8-10x slower than fp32 (docs/performance.md)
+        log.warning("bf16 on a CPU without AVX512-BF16 or AMX is emulated and much slower than fp32; use fp32 here",
+                    detector_id=detector_id)
+    return dev, precision
+
+
+def weights_info_beside(path: str | os.PathLike) -> Callable[[], WeightsInfo]:
+    """Start hashing the weights file in a thread, beside the load; the returned call gives its
+    :class:`WeightsInfo` (sha256 ``None`` when the file could not be read a second time)."""
+    import concurrent.futures
+
+    from .weights import weights_sha256
+
+    hashing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="weights-sha256")
+    sha256 = hashing.submit(weights_sha256, path)
+    hashing.shutdown(wait=False)
+
+    def info() -> WeightsInfo:
+        try:
+            digest = sha256.result()
+        except OSError:
+            digest = None
+        return WeightsInfo(path=os.path.realpath(path), sha256=digest, size=os.stat(path).st_size)
+
+    return info
 
 
 class Detector(ABC):

@@ -16,7 +16,7 @@ from itertools import islice
 
 import numpy as np
 
-from forensics_core.detector import Detector, resolve_device
+from forensics_core.detector import PRECISION_DTYPES, Detector, resolve_runtime, weights_info_beside
 from forensics_core.errors import InvalidOptionsError, MediaProcessingError
 from forensics_core.logs import get_logger
 from forensics_core.manifest import builtin_manifest
@@ -33,7 +33,6 @@ from .sampling import max_spread_order
 
 log = get_logger("forensics.gend")
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 #: an automatic crop larger than this is not a face GenD can use (it would only be upsampled noise)
 MAX_AUTO_CROP = 4096
 
@@ -80,25 +79,22 @@ class GenDDetector(Detector):
         from .model import build
         from .weights import read_state_dict
 
-        if precision not in DTYPES:
-            raise InvalidOptionsError(f"unknown precision {precision!r}", hint="use fp32, bf16 or fp16")
-        dev = resolve_device(device)
-        if precision == "fp16" and not dev.startswith("cuda"):
-            raise InvalidOptionsError("fp16 runs on CUDA only", hint="use --precision bf16 on the CPU")
-        if dev.startswith("cuda") and not torch.cuda.is_available():
-            raise InvalidOptionsError("device 'cuda' requested but torch sees no CUDA device", hint="use --device cpu or auto")
+        dev, precision = resolve_runtime(device, precision, self.card.id)
         if threads:
             torch.set_num_threads(threads)
         path = resolve_weights(self.card.id, self.card.weights, weights)
+        weights_info = weights_info_beside(path)  # the sha256 for every result: recorded, else hashed beside the load
         state = read_state_dict(path)
-        net = build(state, source=os.fspath(path), dtype=getattr(torch, DTYPES[precision]))
+        net = build(state, source=os.fspath(path), dtype=getattr(torch, PRECISION_DTYPES[precision]))
         del state
         self.net = net.to(dev)
         self.device, self.precision, self.weights_path = dev, precision, os.fspath(path)
+        self.weights_info = weights_info()
         log.info("loaded", detector_id=self.card.id, device=dev, precision=precision, weights=self.weights_path)
 
     def _unload(self) -> None:
         self.net = None
+        self.weights_info = None
 
     # -- analysis --------------------------------------------------------------------
     def _analyze(self, path: os.PathLike, options: GenDOptions) -> DetectionResult:

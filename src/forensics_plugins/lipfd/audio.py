@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from forensics_core.errors import MediaProcessingError, reading_media
-from forensics_core.media import FFmpegStream, ffmpeg_input, run_ffmpeg
+from forensics_core.media import FFmpegStream, ffmpeg_input, open_for_decoder, run_ffmpeg
 
 _LUT_FILE = Path(__file__).with_name("viridis_lut_u8.json")
 
@@ -368,13 +368,15 @@ def _soundfile_chunks(path) -> tuple[Iterator[np.ndarray], int] | None:
     """libsndfile's float32 blocks averaged to mono (``librosa.load``'s own path), or None."""
     import soundfile
 
+    source = open_for_decoder(path)  # libsndfile gets /proc/self/fd/N: any file name is safe
     try:
-        sf = soundfile.SoundFile(os.fspath(path))
+        sf = soundfile.SoundFile(source.path)
     except (soundfile.LibsndfileError, RuntimeError):
+        source.close()
         return None
 
     def chunks() -> Iterator[np.ndarray]:
-        with sf:
+        with source, sf:
             while True:
                 block = sf.read(FEED_SAMPLES, dtype="float32", always_2d=True)
                 if block.shape[0] == 0:

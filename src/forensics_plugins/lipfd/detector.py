@@ -7,7 +7,6 @@ times them and shapes the result.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import threading
 import time
@@ -16,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from forensics_core import evidence_images
-from forensics_core.detector import Detector, cpu_has_native_bf16, resolve_device, resolve_precision
-from forensics_core.errors import InvalidOptionsError
+from forensics_core.detector import PRECISION_DTYPES, Detector, resolve_runtime, weights_info_beside
 from forensics_core.logs import get_logger
 from forensics_core.manifest import builtin_manifest
 from forensics_core.progress import current as current_progress
@@ -32,7 +30,6 @@ from .windows import SCALES, window_tensors
 
 log = get_logger("forensics.lipfd")
 
-DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 
 
 class _FrameProgress:
@@ -62,31 +59,16 @@ class LipFDDetector(Detector):
     def _load(self, *, device: str, precision: str, weights=None, arch: str = "ViT-L/14", threads: int | None = None) -> None:
         import torch
 
-        from forensics_core.results import WeightsInfo
-        from forensics_core.weights import resolve_weights, weights_sha256
+        from forensics_core.weights import resolve_weights
 
         from .model import LipFDNet
         from .weights import check_compatible, check_finite, read_state_dict, to_model_keys
 
-        dev = resolve_device(device)
-        precision = resolve_precision(precision, dev)
-        if precision not in DTYPES:
-            raise InvalidOptionsError(f"unknown precision {precision!r}", hint="use fp32, bf16, fp16 or auto")
-        if precision == "fp16" and not dev.startswith("cuda"):
-            raise InvalidOptionsError("fp16 runs on CUDA only", hint="use --precision bf16 on the CPU")
-        if dev.startswith("cuda") and not torch.cuda.is_available():
-            raise InvalidOptionsError("device 'cuda' requested but torch sees no CUDA device", hint="use --device cpu or auto")
-        if precision == "bf16" and dev == "cpu" and not cpu_has_native_bf16():
-            # measured on an AVX2-only EPYC: about 8-10x slower than fp32 (docs/performance.md)
-            log.warning("bf16 on a CPU without AVX512-BF16 or AMX is emulated and much slower than fp32; use fp32 here",
-                        detector_id=self.card.id)
+        dev, precision = resolve_runtime(device, precision, self.card.id)
         if threads:
             torch.set_num_threads(threads)
         path = resolve_weights(self.card.id, self.card.weights, weights)
-        # the file's sha256 for every result (recorded at download, else hashed once, beside the load)
-        hashing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="weights-sha256")
-        sha256 = hashing.submit(weights_sha256, path)
-        hashing.shutdown(wait=False)
+        weights_info = weights_info_beside(path)  # the sha256 for every result: recorded, else hashed beside the load
         state = to_model_keys(read_state_dict(path))
         with torch.device("meta"):  # no random initialisation, no second copy of the weights
             net = LipFDNet(arch)
@@ -95,18 +77,14 @@ class LipFDDetector(Detector):
         net.load_state_dict(state, strict=True, assign=True)
         del state
         # eval, no grad, BatchNorm and QuickGELU folded, towers converted once to the precision's dtype
-        net.prepare(getattr(torch, DTYPES[precision]))
+        net.prepare(getattr(torch, PRECISION_DTYPES[precision]))
         if dev == "cpu":
             net.backbone.pack_for_cpu()  # oneDNN's weight layout, once (the fused path reads it)
         else:  # cuDNN wants channels-last
             net.backbone.to(memory_format=torch.channels_last)
         self.net = net.to(dev)
         self.device, self.precision, self.weights_path = dev, precision, os.fspath(path)
-        try:
-            digest = sha256.result()
-        except OSError:
-            digest = None
-        self.weights_info = WeightsInfo(path=os.path.realpath(path), sha256=digest, size=os.stat(path).st_size)
+        self.weights_info = weights_info()
         log.info("loaded", detector_id=self.card.id, device=dev, precision=precision, weights=self.weights_path)
 
     def _unload(self) -> None:
