@@ -126,7 +126,7 @@ def test_evidence_is_the_face_the_model_read(gend, g1_landmarks):
     assert unloaded.evidence(G1 / "input.png", result.to_dict(), windows=[5]) == []
 
 
-def test_auto_precision_and_weights_identity(gend_weights, g1_expected, g1_landmarks, tmp_path, monkeypatch):
+def test_auto_precision_and_weights_identity(gend_weights, g1_expected, g1_landmarks):
     """``precision="auto"`` resolves as for LIPFD-V1 (bf16 on a CPU with native bf16, else fp32), the
     result names the choice, stays within LIPFD-V1's documented bf16 bound, and carries the weights' sha256."""
     import hashlib
@@ -134,7 +134,6 @@ def test_auto_precision_and_weights_identity(gend_weights, g1_expected, g1_landm
     from forensics_core import load_model
     from forensics_core.detector import resolve_precision
 
-    monkeypatch.setenv("FORENSICS_HOME", str(tmp_path / "home"))  # the hash record goes here, not to ~/.cache
     detector = load_model("GEND-CLIP-L14", weights=gend_weights, device="cpu", precision="auto")
     try:
         result = detector.analyze(G1 / "input.png", landmarks=g1_landmarks)
