@@ -19,8 +19,30 @@ import contextvars
 import os
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from typing import IO, Protocol, runtime_checkable
+
+
+class StageTimer:
+    """Seconds per stage, summed into ``timings`` (a result's ``timings``); ``with timer("audio"):``.
+    Safe to use from a decoding thread and the model's at once."""
+
+    def __init__(self, timings: dict[str, float] | None = None):
+        self.timings = {} if timings is None else timings
+        self._lock = threading.Lock()
+
+    def add(self, name: str, seconds: float) -> None:
+        with self._lock:
+            self.timings[name] = self.timings.get(name, 0.0) + seconds
+
+    @contextlib.contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - t0)
 
 
 @runtime_checkable

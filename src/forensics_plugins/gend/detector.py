@@ -7,10 +7,8 @@ score, face_box, track), so timelines and ensembles line up with LipFD's.
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
-import time
 from dataclasses import dataclass
 from itertools import islice
 
@@ -20,6 +18,7 @@ from forensics_core.detector import PRECISION_DTYPES, Detector, resolve_runtime,
 from forensics_core.errors import InvalidOptionsError, MediaProcessingError
 from forensics_core.logs import get_logger
 from forensics_core.manifest import builtin_manifest
+from forensics_core.progress import StageTimer
 from forensics_core.progress import current as current_progress
 from forensics_core.results import DetectionResult, label_for
 from forensics_core.segments import segments_from_windows
@@ -45,19 +44,6 @@ class Sample:
     face: faces_mod.FaceChoice
     aligned: AlignedFace
     tensor: np.ndarray
-
-
-class _Timer:
-    def __init__(self) -> None:
-        self.timings: dict[str, float] = {}
-
-    @contextlib.contextmanager
-    def __call__(self, name: str):
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
 
 
 class GenDDetector(Detector):
@@ -101,7 +87,7 @@ class GenDDetector(Detector):
         from forensics_core.media import Limits, probe
 
         limits = Limits.from_env()
-        stage = _Timer()
+        stage = StageTimer()
         warnings: list[str] = []
         progress = current_progress()
         progress.stage("probe")

@@ -21,7 +21,6 @@ import contextvars
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from forensics_core.errors import MediaProcessingError
+from forensics_core.progress import StageTimer
 from forensics_core.progress import current as current_progress
 
 from . import audio as audio_mod
@@ -67,26 +67,6 @@ class PreparedVideo:
     timings: dict[str, float] = field(default_factory=dict)
     faces: list[WindowFace | None] = field(default_factory=list)  # the face of each image
     framing: FramingPlan | None = None
-
-
-class StageTimer:
-    """Seconds per stage, summed; safe to use from the decoding thread and the model's."""
-
-    def __init__(self, timings: dict[str, float]):
-        self.timings = timings
-        self._lock = threading.Lock()
-
-    def add(self, name: str, seconds: float) -> None:
-        with self._lock:
-            self.timings[name] = self.timings.get(name, 0.0) + seconds
-
-    @contextlib.contextmanager
-    def __call__(self, name: str):
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(name, time.perf_counter() - t0)
 
 
 def check_streams(path, audio_s: float, video_s: float, options: LipFDOptions, warnings: list[str]) -> None:

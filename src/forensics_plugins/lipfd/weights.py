@@ -129,6 +129,8 @@ def check_compatible(model, state: dict, source: str | os.PathLike) -> None:
 
     ``state`` is conformed in place where torch's ``load_state_dict`` would accept it.
     """
+    from forensics_plugins.nn.clip_keys import raise_if_misfit
+
     expected = model.state_dict()
     for key in set(expected) & set(state):  # torch's own rule: a 1-element tensor fills a 0-d one
         if expected[key].dim() == 0 and tuple(state[key].shape) == (1,):
@@ -137,19 +139,8 @@ def check_compatible(model, state: dict, source: str | os.PathLike) -> None:
     unexpected = sorted(set(state) - set(expected))
     shapes = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
                     for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k].shape))
-    if missing or unexpected or shapes:
-        def show(items):
-            return ", ".join(items[:8]) + (f" (+{len(items) - 8} more)" if len(items) > 8 else "")
-
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys: {show(missing)}")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys: {show(unexpected)}")
-        if shapes:
-            parts.append(f"{len(shapes)} shape mismatches: {show(shapes)}")
-        raise WeightsError(f"{source}: does not fit LIPFD-V1: " + "; ".join(parts),
-                           hint="pass the published LipFD checkpoint (CLIP ViT-L/14) or a file converted from it")
+    raise_if_misfit(missing, unexpected, shapes, what="LIPFD-V1", source=source,
+                    hint="pass the published LipFD checkpoint (CLIP ViT-L/14) or a file converted from it")
 
 
 def check_finite(state: dict, source: str | os.PathLike) -> None:

@@ -120,7 +120,9 @@ def vit_shapes(config: ViTConfig) -> dict[str, tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
-def _raise_if_problems(missing, unexpected, shapes, *, layout: str, source: str) -> None:
+def raise_if_misfit(missing, unexpected, shapes, *, what: str, source, hint: str) -> None:
+    """A :class:`WeightsError` naming every missing and unexpected key and every shape mismatch
+    (the first 8 of each, and how many more), when a checkpoint does not fit ``what``."""
     if not (missing or unexpected or shapes):
         return
 
@@ -135,8 +137,12 @@ def _raise_if_problems(missing, unexpected, shapes, *, layout: str, source: str)
         parts.append(f"{len(unexpected)} unexpected keys: {show(unexpected)}")
     if shapes:
         parts.append(f"{len(shapes)} shape mismatches: {show(shapes)}")
-    raise WeightsError(f"{source}: does not fit a CLIP ViT in the {layout} layout: " + "; ".join(parts),
-                       hint="check the prefix and that the file is the checkpoint this detector expects")
+    raise WeightsError(f"{source}: does not fit {what}: " + "; ".join(parts), hint=hint)
+
+
+def _raise_if_problems(missing, unexpected, shapes, *, layout: str, source: str) -> None:
+    raise_if_misfit(missing, unexpected, shapes, what=f"a CLIP ViT in the {layout} layout", source=source,
+                    hint="check the prefix and that the file is the checkpoint this detector expects")
 
 
 def vit_from_openai_state(state: dict, prefix: str = "", *, config: ViTConfig | None = None,
