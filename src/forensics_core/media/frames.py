@@ -18,6 +18,7 @@ import numpy as np
 
 from ..errors import MediaProcessingError, reading_media
 from ..logs import get_logger
+from .paths import display_path, open_for_decoder
 
 log = get_logger("forensics.media.frames")
 
@@ -27,11 +28,16 @@ SEQUENTIAL_GAP = 48
 END_OF_STREAM = 16
 
 
-def open_capture(path: str | os.PathLike):
-    """An OpenCV capture of ``path`` (FFmpeg backend), or ``None`` when it cannot be opened."""
+def open_capture(path: str | bytes | os.PathLike):
+    """An OpenCV capture of ``path`` (FFmpeg backend), or ``None`` when it cannot be opened.
+
+    OpenCV is handed ``/proc/self/fd/N``, never the user's name (it crashes on names that
+    are not UTF-8); the capture keeps its own descriptor, so ours is closed at once.
+    """
     import cv2
 
-    cap = cv2.VideoCapture(os.fspath(path), cv2.CAP_FFMPEG)
+    with open_for_decoder(path) as source:
+        cap = cv2.VideoCapture(source.path, cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
         return None
@@ -65,7 +71,7 @@ class _Cursor:
         if ok and abs(landed - index) < 0.5:
             self.position = index + 1
             return frame
-        log.info("seek not frame-accurate, decoding sequentially", path=os.fspath(self.path), frame=index)
+        log.info("seek not frame-accurate, decoding sequentially", path=display_path(self.path), frame=index)
         self.can_seek = False
         self.restart()
         return None
@@ -123,7 +129,7 @@ def _check_pixels(path, frame: np.ndarray, max_pixels: int | None) -> None:
     if max_pixels is not None and frame.shape[0] * frame.shape[1] > max_pixels:
         raise MediaProcessingError(
             "resolution_exceeds_limit",
-            f"{os.fspath(path)}: a decoded frame is {frame.shape[1]}x{frame.shape[0]}, over the limit of {max_pixels} pixels",
+            f"{display_path(path)}: a decoded frame is {frame.shape[1]}x{frame.shape[0]}, over the limit of {max_pixels} pixels",
             path=path,
         )
 
