@@ -291,7 +291,12 @@ class Detector(ABC):
                 raise
             elapsed = time.perf_counter() - started
             log.info("analyzed", status=result.status, score=result.score, seconds=round(elapsed, 3))
-        update: dict[str, Any] = {"processing_time": elapsed, "media_path": display_path(path), "media_path_bytes": path_bytes_b64(path)}
+        return self.finished(result, path, elapsed)
+
+    def finished(self, result: DetectionResult, path: str | bytes | os.PathLike, seconds: float) -> DetectionResult:
+        """``result`` as every path out of a detector gives it: the file named in one form (readable and
+        lossless), the time it took, and the loaded weights' identity."""
+        update: dict[str, Any] = {"processing_time": seconds, "media_path": display_path(path), "media_path_bytes": path_bytes_b64(path)}
         if result.weights is None and self.weights_info is not None:
             update["weights"] = self.weights_info
         return result.model_copy(update=update)

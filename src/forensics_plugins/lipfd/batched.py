@@ -77,6 +77,16 @@ def _error(d: dict) -> ForensicsError:
     return ForensicsError(d["message"], hint=d["hint"], code=d["code"])
 
 
+def _outcome(detector, path: str, error: dict) -> DetectionResult | ForensicsError:
+    """What ``analyze`` gives for a file whose preparation raised: abstained for a missing modality, else the error."""
+    from forensics_core.detector import ABSTAIN_CODES
+
+    exc = _error(error)
+    if isinstance(exc, MediaProcessingError) and exc.code in ABSTAIN_CODES:
+        return detector.abstained_result(path, exc.code)
+    return exc
+
+
 def analyze_many(detector, paths: Iterable[str | os.PathLike], options: dict[str, Any] | None = None, *, workers: int = 2,
                  files_per_batch: int = 8, ahead: int | None = None) -> Iterator[tuple[str, DetectionResult | ForensicsError]]:
     """Yield ``(path, result or error)`` in input order; ``detector`` is a loaded LIPFD-V1.
@@ -115,7 +125,7 @@ def analyze_many(detector, paths: Iterable[str | os.PathLike], options: dict[str
             if isinstance(prepared, dict):
                 yield from _run(detector, batch, opts)
                 batch = []
-                yield path, _error(prepared["__error__"])
+                yield path, _outcome(detector, path, prepared["__error__"])
                 continue
             batch.append((path, prepared))
             if len(batch) == files_per_batch:
@@ -128,7 +138,14 @@ def analyze_many(detector, paths: Iterable[str | os.PathLike], options: dict[str
 
 
 def _run(detector, batch: list[tuple[str, PreparedVideo]], opts: LipFDOptions) -> Iterator[tuple[str, DetectionResult]]:
-    """One forward for the windows of every file in ``batch``."""
+    """One forward for the windows of every file in ``batch``; a file without a window to score
+    (face framing, no face) abstains as ``analyze`` does, without the forward."""
+    for path, prepared in batch:
+        if not prepared.spans:
+            yield path, _finished(detector, path, detector.no_face_result(
+                path, opts, n_windows=prepared.n_windows, faces=prepared.tracks, framing=prepared.framing,
+                warnings=prepared.warnings, media=prepared.media, timings=prepared.timings), prepared.timings)
+    batch = [(path, prepared) for path, prepared in batch if prepared.spans]
     if not batch:
         return
     t0 = time.perf_counter()
@@ -146,28 +163,25 @@ def _run(detector, batch: list[tuple[str, PreparedVideo]], opts: LipFDOptions) -
         n = len(prepared.spans)
         timings = {**prepared.timings, "window_build": prepared.timings.get("window_build", 0.0) + build * share,
                    **{k: v * share for k, v in model_timings.items()}}
-        yield path, _result(detector, path, prepared, logits[start:start + n], weights[start:start + n], timings, opts)
+        result = _result(detector, path, prepared, logits[start:start + n], weights[start:start + n], timings, opts)
+        yield path, _finished(detector, path, result, timings)
         start += n
 
 
 def _result(detector, path: str, prepared: PreparedVideo, logits: np.ndarray, weights: np.ndarray, timings: dict,
             options: LipFDOptions) -> DetectionResult:
-    """The result ``detector.analyze(path)`` gives for the same windows (its row builder, its fields)."""
-    from forensics_core.segments import segments_from_windows
+    """The result ``detector.analyze(path)`` gives for the same windows (its row builder, its result builder)."""
+    from .verdicts import window_fields
 
     scores = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
-    fps, threshold = prepared.fps, options.threshold
-    rows = sorted((detector._window_row(s, float(logits[b]), float(scores[b]), weights[b], fps, threshold)
-                   for b, s in enumerate(prepared.spans)), key=lambda r: r["index"])
-    dense = options.sampling == "dense"
-    return DetectionResult.scored(
-        score=float(np.mean([r["score"] for r in rows])), window_scores=[r["score"] for r in rows], threshold=threshold,
-        detector_id=detector.card.id, detector_version=detector.card.version, media_path=os.path.realpath(path),
-        processing_time=sum(timings.values()),
-        frames_analyzed=len({f for r in rows for f in range(r["start_frame"], r["end_frame"] + 1)}),
-        windows=rows, segments=segments_from_windows(rows, threshold), warnings=prepared.warnings, device=detector.device,
-        precision=detector.precision, timings=timings, media=prepared.media,
-        options={**options.model_dump(mode="json"), "mel_sample_rate": prepared.mel_rate,
-                 "distinct_frame_crops": options.resolved("distinct_frame_crops"),
-                 "stride": options.dense_stride if dense else options.stride},
-    )
+    rows = [{**detector._window_row(s, float(logits[b]), float(scores[b]), weights[b], prepared.fps, options.threshold),
+             **window_fields(prepared.faces[b], prepared.framing)} for b, s in enumerate(prepared.spans)]
+    return detector.scored_result(path, options, rows, framing=prepared.framing, faces=prepared.tracks,
+                                  n_windows=prepared.n_windows, warnings=prepared.warnings, media=prepared.media,
+                                  timings=timings, mel_rate=prepared.mel_rate)
+
+
+def _finished(detector, path: str, result: DetectionResult, timings: dict) -> DetectionResult:
+    from forensics_core.media import validate_path
+
+    return detector.finished(result, validate_path(path), sum(timings.values()))

@@ -115,7 +115,8 @@ class LipFDDetector(Detector):
         with open_video(path, options) as video:
             timer, fps, threshold, framing = video.timer, video.fps, options.threshold, video.framing
             if not video.spans:
-                return self._no_face(path, options, video)
+                return self.no_face_result(path, options, n_windows=video.n_windows, faces=video.faces, framing=framing,
+                                           warnings=video.warnings, media=video.media, timings=video.timings)
             if dense:
                 progress.stage("frames+model", total=video.frame_count, unit="frame")
             else:
@@ -151,6 +152,13 @@ class LipFDDetector(Detector):
             warnings, media, timings, mel_rate = video.warnings, video.media, video.timings, video.mel_rate
             n_windows, faces = video.n_windows, video.faces
 
+        return self.scored_result(path, options, rows, framing=framing, faces=faces, n_windows=n_windows,
+                                  warnings=warnings, media=media, timings=timings, mel_rate=mel_rate)
+
+    def scored_result(self, path, options: LipFDOptions, rows: list[dict[str, Any]], *, framing, faces, n_windows: int,
+                      warnings: list[str], media: dict, timings: dict[str, float], mel_rate: int) -> DetectionResult:
+        """The result of scored window rows (``_window_row`` + ``window_fields``): the verdict per face track
+        and for the video, the warnings about faces, segments. One builder for ``analyze`` and the batched path."""
         rows.sort(key=lambda r: (r["index"], -1 if r["track"] is None else r["track"]))
         verdict = decide(rows, framing)
         scored = {r["index"] for r in rows}
@@ -159,6 +167,7 @@ class LipFDDetector(Detector):
         elif len(scored) < n_windows:
             warnings.append(f"{n_windows - len(scored)} of {n_windows} windows had no tracked face and were not scored")
         deciding = [r for r in rows if framing.framing == "full" or r["track"] == verdict.deciding_track]
+        dense, threshold = options.sampling == "dense", options.threshold
         return DetectionResult.scored(
             score=verdict.score, window_scores=verdict.window_scores, window_indices=verdict.window_indices,
             threshold=threshold, detector_id=self.card.id, detector_version=self.card.version, media_path=os.fspath(path),
@@ -167,20 +176,22 @@ class LipFDDetector(Detector):
             windows=rows, segments=segments_from_windows(deciding, threshold),
             faces=face_tracks(faces, framing, verdict, threshold), windows_with_face=framing.windows_with_face,
             warnings=warnings, device=self.device, precision=self.precision, timings=timings, media=media,
+            weights=self.weights_info,
             options={**options.model_dump(mode="json"), "framing_used": framing.framing, "mel_sample_rate": mel_rate,
                      "distinct_frame_crops": options.resolved("distinct_frame_crops"), "stride": options.dense_stride if dense else options.stride},
         )
 
-    def _no_face(self, path: os.PathLike, options: LipFDOptions, video) -> DetectionResult:
+    def no_face_result(self, path, options: LipFDOptions, *, n_windows: int, faces, framing, warnings: list[str],
+                       media: dict, timings: dict[str, float]) -> DetectionResult:
         """Face or auto framing and no face tracked in any window: no verdict (never a placeholder score)."""
         return DetectionResult.abstained(
-            f"no face was tracked in any of the {video.n_windows} windows; LIPFD-V1 compares lips with speech, "
+            f"no face was tracked in any of the {n_windows} windows; LIPFD-V1 compares lips with speech, "
             f"so there is nothing to judge (framing={options.framing})", code="no_face",
             detector_id=self.card.id, detector_version=self.card.version, media_path=os.fspath(path),
-            processing_time=sum(video.timings.values()), faces=face_tracks(video.faces, video.framing, None, options.threshold),
-            windows_with_face=0, warnings=video.warnings, device=self.device, precision=self.precision,
-            timings=video.timings, media=video.media,
-            options={**options.model_dump(mode="json"), "framing_used": video.framing.framing})
+            processing_time=sum(timings.values()), faces=face_tracks(faces, framing, None, options.threshold),
+            windows_with_face=0, warnings=warnings, device=self.device, precision=self.precision,
+            timings=timings, media=media, weights=self.weights_info,
+            options={**options.model_dump(mode="json"), "framing_used": framing.framing})
 
     def evidence(self, media_path, result, *, windows=None):
         """The window images (mel strip over the frames) of ``result``'s windows, recomputed without the model."""

@@ -67,6 +67,8 @@ class PreparedVideo:
     timings: dict[str, float] = field(default_factory=dict)
     faces: list[WindowFace | None] = field(default_factory=list)  # the face of each image
     framing: FramingPlan | None = None
+    tracks: Any = None  # the host face stage's FaceTracks (None: not looked for)
+    n_windows: int = 0  # every window planned, scored or not (face framing skips faceless ones)
 
 
 def check_streams(path, audio_s: float, video_s: float, options: LipFDOptions, warnings: list[str]) -> None:
@@ -399,4 +401,4 @@ def prepare(path: os.PathLike | str, options: LipFDOptions, limits=None) -> Prep
             spans += batch.spans
             faces += batch.faces
         return PreparedVideo(images, spans, video.frame_count, video.fps, video.audio_seconds, video.mel_rate,
-                             video.media, video.warnings, video.timings, faces, video.framing)
+                             video.media, video.warnings, video.timings, faces, video.framing, video.faces, video.n_windows)
