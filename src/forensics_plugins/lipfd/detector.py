@@ -129,7 +129,8 @@ class LipFDDetector(Detector):
                 with timer("window_build"):
                     global_in, crops = window_tensors(
                         batch.images, window_len=L, distinct_frame_crops=options.resolved("distinct_frame_crops"),
-                        antialias=options.antialias, face_crop=options.face_crop, lip_crop=options.lip_crop)
+                        antialias=options.antialias, face_crop=options.face_crop, lip_crop=options.lip_crop,
+                        global_stem=self._stem)
                 keep = evidence_images.wanted()  # a report is being made: offer the images once scored
                 if not keep:
                     batch.images.clear()
@@ -210,6 +211,13 @@ class LipFDDetector(Detector):
             "score": score, "prediction": label_for(score, threshold), "logit": logit, "mel_columns": [span.mel_begin, span.mel_end],
             "region_weights": {name: [float(v) for v in weights[:, j]] for j, name in enumerate(SCALES)},
         }
+
+    def _stem(self, x1120):
+        """The model's input convolution on one window's 1120 px input, as it is built (no batch of them is held)."""
+        import torch
+
+        with torch.inference_mode():
+            return self.net.stem(x1120.to(self.device))
 
     def _infer(self, global_in, crops, chunk: int):
         import ctypes

@@ -97,9 +97,14 @@ class LipFDNet(nn.Module):
                         release_mapped_pages([param])
         return self
 
-    def global_features(self, x1120: torch.Tensor) -> torch.Tensor:
-        """(B,3,1120,1120) -> (B,G): ``ln_post(CLS) @ proj``, not normalised."""
-        x = self.conv1(x1120.to(self.conv1.weight.dtype))
+    def stem(self, x1120: torch.Tensor) -> torch.Tensor:
+        """(B,3,1120,1120) -> (B,3,224,224): the 5x5 stride-5 input convolution, in its own dtype (fp32)."""
+        return self.conv1(x1120.to(self.conv1.weight.dtype))
+
+    def global_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(B,3,1120,1120), or its :meth:`stem` (B,3,224,224) -> (B,G): ``ln_post(CLS) @ proj``, not normalised."""
+        if x.shape[-1] > 224:  # not stemmed yet
+            x = self.stem(x)
         return self.encoder(x.to(self.encoder.conv1.weight.dtype))
 
     def crop_features(self, crops: torch.Tensor, chunk: int) -> torch.Tensor:

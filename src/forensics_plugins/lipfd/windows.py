@@ -71,13 +71,17 @@ def _resize(x, size: int, antialias: bool):
 
 
 def window_tensors(images: list[np.ndarray], *, window_len: int, distinct_frame_crops: bool = False,
-                   antialias: bool = False, face_crop=(28, 196), lip_crop=(61, 163)):
+                   antialias: bool = False, face_crop=(28, 196), lip_crop=(61, 163), global_stem=None):
     """(global input (B,3,1120,1120), crops (B,3 scales,L,3,224,224)), float32 BGR 0..255.
 
     One window at a time (its float copy is 30 MB, not the batch's 300 MB), and for the
     crops only the columns they read; the values are those of resizing the whole batch
     at once (same kernels, same layouts). ``global_in`` is channels-last in memory, as
     a resize of the HWC image gives it; ``crops`` is contiguous.
+
+    ``global_stem`` (the model's 5x5 stride-5 input convolution, :meth:`.model.LipFDNet.stem`)
+    is applied to each window's 1120 px input as soon as it exists, so the batch's
+    (B,3,1120,1120) tensor (15 MB a window) is never held: the first part is then (B,3,224,224).
     """
     import torch
 
@@ -85,14 +89,19 @@ def window_tensors(images: list[np.ndarray], *, window_len: int, distinct_frame_
     step = FRAME_SIZE if distinct_frame_crops else 1
     cols = (L - 1) * step + FRAME_SIZE  # columns of the frame strip the full-scale crops read
     (f0, f1), (l0, l1) = face_crop, lip_crop
-    global_in = torch.empty((B, 3, GLOBAL_SIZE, GLOBAL_SIZE), dtype=torch.float32, memory_format=torch.channels_last)
+    global_in = None if global_stem is not None else torch.empty(
+        (B, 3, GLOBAL_SIZE, GLOBAL_SIZE), dtype=torch.float32, memory_format=torch.channels_last)
+    stems = []
     crops = torch.empty((B, 3, L, 3, CROP_SIZE, CROP_SIZE), dtype=torch.float32)
     for b, image in enumerate(images):
         img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]  # (1,3,1000,500L) uint8, HWC in memory
-        global_in[b] = _resize(img.float(), GLOBAL_SIZE, antialias)[0]
+        if global_stem is None:
+            global_in[b] = _resize(img.float(), GLOBAL_SIZE, antialias)[0]
+        else:
+            stems.append(global_stem(_resize(img.float(), GLOBAL_SIZE, antialias)))
         bottom = img[:, :, FRAME_SIZE:, :cols].float()
         full = torch.cat([_resize(bottom[:, :, :, i * step:i * step + FRAME_SIZE], CROP_SIZE, antialias) for i in range(L)])
         crops[b, 0] = full
         crops[b, 1] = _resize(full[:, :, f0:f1, f0:f1], CROP_SIZE, antialias)
         crops[b, 2] = _resize(full[:, :, l0:l1, l0:l1], CROP_SIZE, antialias)
-    return global_in, crops
+    return (global_in if global_stem is None else torch.cat(stems)), crops
