@@ -54,6 +54,7 @@ def test_result_has_the_seed_design_fields(v1_result):
     assert (w["start_frame"], w["end_frame"]) == (16, 20)
     assert (w["start_time"], w["end_time"]) == pytest.approx((16 / 25, 21 / 25))
     assert set(d["timings"]) >= {"probe", "audio", "mel", "frame_decode", "window_build", "global_branch", "region_branch"}
+    assert d["options"]["batch_size"] == 10  # fp32's region batch, recorded as used
 
 
 def test_seed_integration_example_runs_as_written(standin_checkpoint):

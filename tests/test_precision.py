@@ -42,6 +42,7 @@ def test_auto_precision_result_names_the_choice_and_stays_within_the_bound(stand
     assert out.returncode == 0, out.stderr
     d = json.loads(out.stdout)
     assert d["precision"] == "bf16" and d["device"] == "cpu"
+    assert d["options"]["batch_size"] == 25  # the region branch's bf16 default, recorded as used
     deviation = np.abs(np.array(d["metrics"]["window_scores"]) - np.array(v1_expected["scores"]))
     assert deviation.max() <= BF16_SCORE_BOUND
     assert deviation.max() > 0  # bf16 really ran: fp32 matches to 2e-7

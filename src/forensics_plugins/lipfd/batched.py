@@ -155,7 +155,7 @@ def _run(detector, batch: list[tuple[str, PreparedVideo]], opts: LipFDOptions) -
         antialias=opts.antialias, face_crop=opts.face_crop, lip_crop=opts.lip_crop)
     del images
     build = time.perf_counter() - t0
-    logits, weights, model_timings = detector._infer(global_in, crops, opts.batch_size)
+    logits, weights, model_timings = detector._infer(global_in, crops, detector.region_batch(opts))
     del global_in, crops
     share = 1.0 / len(batch)  # the batch's shared stages, split evenly between its files
     start = 0

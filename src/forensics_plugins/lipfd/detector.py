@@ -134,7 +134,7 @@ class LipFDDetector(Detector):
                 keep = evidence_images.wanted()  # a report is being made: offer the images once scored
                 if not keep:
                     batch.images.clear()
-                logits, weights, timings_model = self._infer(global_in, crops, options.batch_size)
+                logits, weights, timings_model = self._infer(global_in, crops, self.region_batch(options))
                 del global_in, crops
                 for name, seconds in timings_model.items():
                     timer.add(name, seconds)
@@ -178,7 +178,8 @@ class LipFDDetector(Detector):
             faces=face_tracks(faces, framing, verdict, threshold), windows_with_face=framing.windows_with_face,
             warnings=warnings, device=self.device, precision=self.precision, timings=timings, media=media,
             weights=self.weights_info,
-            options={**options.model_dump(mode="json"), "framing_used": framing.framing, "mel_sample_rate": mel_rate,
+            options={**options.model_dump(mode="json"), "batch_size": self.region_batch(options),
+                     "framing_used": framing.framing, "mel_sample_rate": mel_rate,
                      "distinct_frame_crops": options.resolved("distinct_frame_crops"), "stride": options.dense_stride if dense else options.stride},
         )
 
@@ -211,6 +212,11 @@ class LipFDDetector(Detector):
             "score": score, "prediction": label_for(score, threshold), "logit": logit, "mel_columns": [span.mel_begin, span.mel_end],
             "region_weights": {name: [float(v) for v in weights[:, j]] for j, name in enumerate(SCALES)},
         }
+
+    def region_batch(self, options: LipFDOptions) -> int:
+        """Images per region-branch call: the option, else 10 in fp32 and 25 in bf16/fp16 (measured on a
+        2-core AVX512-BF16 CPU: bf16 ResNet-50 took 3.7 s at 25 against 4.5 s at 10, same scores)."""
+        return options.batch_size or (10 if self.precision == "fp32" else 25)
 
     def _stem(self, x1120):
         """The model's input convolution on one window's 1120 px input, as it is built (no batch of them is held)."""
