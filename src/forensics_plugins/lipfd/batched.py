@@ -182,6 +182,6 @@ def _result(detector, path: str, prepared: PreparedVideo, logits: np.ndarray, we
 
 
 def _finished(detector, path: str, result: DetectionResult, timings: dict) -> DetectionResult:
-    from forensics_core.media import validate_path
+    from forensics_core.media.paths import canonical_path  # the form analyze() names a file by; never raises
 
-    return detector.finished(result, validate_path(path), sum(timings.values()))
+    return detector.finished(result, canonical_path(path), sum(timings.values()))

@@ -7,6 +7,7 @@ times them and shapes the result.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -29,7 +30,6 @@ from .verdicts import decide, face_tracks, window_fields
 from .windows import SCALES, window_tensors
 
 log = get_logger("forensics.lipfd")
-
 
 
 class _FrameProgress:
@@ -218,11 +218,26 @@ class LipFDDetector(Detector):
         2-core AVX512-BF16 CPU: bf16 ResNet-50 took 3.7 s at 25 against 4.5 s at 10, same scores)."""
         return options.batch_size or (10 if self.precision == "fp32" else 25)
 
-    def _stem(self, x1120):
-        """The model's input convolution on one window's 1120 px input, as it is built (no batch of them is held)."""
+    @contextlib.contextmanager
+    def _model_turn(self):
+        """One model call at a time (decoding runs in parallel), no autograd, and fp32 meaning fp32:
+        no TF32 in cuDNN's convolutions (on by default) or cuBLAS while it runs."""
         import torch
 
-        with torch.inference_mode():
+        with self._infer_lock, torch.inference_mode():
+            cuda = self.device.startswith("cuda")
+            tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) if cuda and self.precision == "fp32" else None
+            if tf32:
+                torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+            try:
+                yield
+            finally:
+                if tf32:
+                    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+
+    def _stem(self, x1120):
+        """The model's input convolution on one window's 1120 px input, as it is built (no batch of them is held)."""
+        with self._model_turn():
             return self.net.stem(x1120.to(self.device))
 
     def _infer(self, global_in, crops, chunk: int):
@@ -234,30 +249,22 @@ class LipFDDetector(Detector):
         net, dev = self.net, self.device
         cuda = dev.startswith("cuda")
         timings = {}
-        with self._infer_lock, torch.inference_mode():
+        with self._model_turn():
             if sys.platform.startswith("linux"):  # hand the heap pages freed by decoding back before the forward
                 try:
                     ctypes.CDLL(None).malloc_trim(0)
                 except (OSError, AttributeError):  # not glibc
                     pass
-            # fp32 means fp32: no TF32 in cuDNN's convolutions (on by default) or cuBLAS
-            tf32 = (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) if cuda and self.precision == "fp32" else None
-            if tf32:
-                torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-            try:
-                t0 = time.perf_counter()
-                g = net.global_features(global_in.to(dev, non_blocking=True))
-                del global_in  # the caller may hold it too; this frame does not need to
-                if cuda:
-                    torch.cuda.synchronize(dev)
-                t1 = time.perf_counter()
-                feats = net.crop_features(crops.to(dev, non_blocking=True), chunk)
-                logits, weights = net.backbone.heads(feats, g)
-                logits, weights = logits.float().cpu().numpy(), weights.float().cpu().numpy()
-                t2 = time.perf_counter()
-            finally:
-                if tf32:
-                    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+            t0 = time.perf_counter()
+            g = net.global_features(global_in.to(dev, non_blocking=True))
+            del global_in  # the caller may hold it too; this frame does not need to
+            if cuda:
+                torch.cuda.synchronize(dev)
+            t1 = time.perf_counter()
+            feats = net.crop_features(crops.to(dev, non_blocking=True), chunk)
+            logits, weights = net.backbone.heads(feats, g)
+            logits, weights = logits.float().cpu().numpy(), weights.float().cpu().numpy()
+            t2 = time.perf_counter()
         timings["global_branch"], timings["region_branch"] = t1 - t0, t2 - t1
         return logits, weights, timings
 
