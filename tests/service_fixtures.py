@@ -68,17 +68,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def children_of(pid: int) -> list[int]:
-    """Direct children of ``pid``, read from /proc."""
+def _processes_where(field: int, value: int) -> list[int]:
+    """Pids whose /proc/PID/stat has ``value`` at ``field`` (counted after the command name: 1 the parent, 3 the session)."""
     out = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
+        if int(fields[field]) == value:
             out.append(int(stat.parent.name))
     return out
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of ``pid``, read from /proc."""
+    return _processes_where(1, pid)
 
 
 def alive(pid: int) -> bool:
@@ -203,15 +208,7 @@ class ServiceFactory:
 
 
 def _session_members(sid: int) -> list[int]:
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid:  # field 6 of stat: the session id
-            out.append(int(stat.parent.name))
-    return out
+    return _processes_where(3, sid)  # field 6 of stat: the session id
 
 
 @pytest.fixture

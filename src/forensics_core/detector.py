@@ -328,6 +328,7 @@ class Detector(ABC):
             "loaded": self.loaded,
             "device": self.device,
             "precision": self.precision,
+            "weights_path": self.weights_info.path if self.weights_info else None,
         }
 
     def __repr__(self) -> str:

@@ -53,7 +53,6 @@ class GenDDetector(Detector):
     def __init__(self) -> None:
         super().__init__()
         self.net = None
-        self.weights_path: str | None = None
         self._infer_lock = threading.Lock()
 
     # -- loading ---------------------------------------------------------------------
@@ -74,9 +73,9 @@ class GenDDetector(Detector):
         net = build(state, source=os.fspath(path), dtype=getattr(torch, PRECISION_DTYPES[precision]))
         del state
         self.net = net.to(dev)
-        self.device, self.precision, self.weights_path = dev, precision, os.fspath(path)
+        self.device, self.precision = dev, precision
         self.weights_info = weights_info()
-        log.info("loaded", detector_id=self.card.id, device=dev, precision=precision, weights=self.weights_path)
+        log.info("loaded", detector_id=self.card.id, device=dev, precision=precision, weights=self.weights_info.path)
 
     def _unload(self) -> None:
         self.net = None
@@ -234,9 +233,6 @@ class GenDDetector(Detector):
         from .evidence import recompute
 
         return recompute(media_path, result if isinstance(result, dict) else result.to_dict(), windows)
-
-    def describe(self) -> dict:
-        return {**super().describe(), "weights_path": self.weights_path}
 
 
 def _offer_evidence(detector_id: str, path, samples: list[Sample], windows: list[dict], still: bool) -> None:

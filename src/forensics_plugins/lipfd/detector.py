@@ -52,7 +52,6 @@ class LipFDDetector(Detector):
     def __init__(self) -> None:
         super().__init__()
         self.net = None
-        self.weights_path: str | None = None
         self._infer_lock = threading.Lock()  # one forward at a time; decoding runs in parallel
 
     # -- loading ---------------------------------------------------------------------
@@ -83,9 +82,9 @@ class LipFDDetector(Detector):
         else:  # cuDNN wants channels-last
             net.backbone.to(memory_format=torch.channels_last)
         self.net = net.to(dev)
-        self.device, self.precision, self.weights_path = dev, precision, os.fspath(path)
+        self.device, self.precision = dev, precision
         self.weights_info = weights_info()
-        log.info("loaded", detector_id=self.card.id, device=dev, precision=precision, weights=self.weights_path)
+        log.info("loaded", detector_id=self.card.id, device=dev, precision=precision, weights=self.weights_info.path)
 
     def _unload(self) -> None:
         self.net = None
@@ -177,7 +176,6 @@ class LipFDDetector(Detector):
             windows=rows, segments=segments_from_windows(deciding, threshold),
             faces=face_tracks(faces, framing, verdict, threshold), windows_with_face=framing.windows_with_face,
             warnings=warnings, device=self.device, precision=self.precision, timings=timings, media=media,
-            weights=self.weights_info,
             options={**options.model_dump(mode="json"), "batch_size": self.region_batch(options),
                      "framing_used": framing.framing, "mel_sample_rate": mel_rate,
                      "distinct_frame_crops": options.resolved("distinct_frame_crops"), "stride": options.dense_stride if dense else options.stride},
@@ -192,7 +190,7 @@ class LipFDDetector(Detector):
             detector_id=self.card.id, detector_version=self.card.version, media_path=os.fspath(path),
             processing_time=sum(timings.values()), faces=face_tracks(faces, framing, None, options.threshold),
             windows_with_face=0, warnings=warnings, device=self.device, precision=self.precision,
-            timings=timings, media=media, weights=self.weights_info,
+            timings=timings, media=media,
             options={**options.model_dump(mode="json"), "framing_used": framing.framing})
 
     def evidence(self, media_path, result, *, windows=None):
@@ -274,6 +272,3 @@ class LipFDDetector(Detector):
         from .weights import convert
 
         return convert(checkpoint, output)
-
-    def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "weights_path": self.weights_path}
